@@ -1,0 +1,90 @@
+/**
+ * The Runtime (provider) contract, in the spirit of virtual-kubelet's PodLifecycleHandler: the
+ * smallest surface that lets the instance manager start, stop and list instances of a revision,
+ * and talk to each through the web-standard `fetch(Request) → Response`. Providers know nothing
+ * of routing, scaling or the store. Every provider must pass `runRuntimeConformance`
+ * (runtime/conformance.ts).
+ */
+import type { RuntimeKind } from '../core/types.js';
+
+export interface InstanceSpec {
+  /** Unique id chosen by the caller (the instance manager). */
+  id: string;
+  function: string;
+  revision: string;
+  kind: RuntimeKind;
+  /** Local directory holding the revision's artifact. Treated as read-only. */
+  artifactDir: string;
+  /** node: the module to load, relative to artifactDir. */
+  entry?: string;
+  /** app: argv of the program to run; it must listen on $PORT. */
+  command?: string[];
+  /** The function's own environment variables (the platform adds its own on top). */
+  env: Record<string, string>;
+  memoryMb: number;
+  /** Per-request timeout the function sees in its context (the gateway enforces it). */
+  timeoutMs: number;
+  /** How long `start` may take before it fails with NIMBUS_ERR_START_FAILED. */
+  startTimeoutMs?: number;
+}
+
+export type InstanceState = 'starting' | 'ready' | 'stopping' | 'stopped' | 'failed';
+
+/** Why an instance ended. */
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+  /** Human-readable: "exited with code 1", "killed by SIGKILL", "stopped". */
+  reason: string;
+  /** True when the platform asked it to stop. */
+  expected: boolean;
+}
+
+export interface Instance {
+  readonly id: string;
+  readonly spec: InstanceSpec;
+  /** Current state; changes are also reported as `state` events. */
+  readonly state: InstanceState;
+  /** Process id for process providers (for CPU/memory sampling), undefined otherwise. */
+  readonly pid?: number;
+  /**
+   * Sends one request to the instance. Bodies stream both ways. The returned promise rejects with
+   * NimbusError NIMBUS_ERR_INSTANCE_CRASHED when the instance dies before answering; a function
+   * that throws answers 500 itself (with `x-nimbus-error: NIMBUS_ERR_FUNCTION_ERROR`). Aborting
+   * `signal` cancels the request (the instance may be recycled by the caller).
+   */
+  fetch(request: Request, options?: { signal?: AbortSignal }): Promise<Response>;
+}
+
+export type RuntimeEvent =
+  | { type: 'state'; id: string; state: InstanceState; exit?: ExitInfo }
+  /** One line of the instance's stdout/stderr; `requestId` when emitted while serving one. */
+  | { type: 'log'; id: string; stream: 'stdout' | 'stderr'; line: string; requestId?: string; time: number };
+
+export interface Runtime {
+  /** e.g. "process". */
+  readonly name: string;
+  /**
+   * Starts an instance and resolves once it is ready to serve. Rejects with NimbusError
+   * NIMBUS_ERR_START_FAILED (message saying why, e.g. the module threw at init, or the app never
+   * listened on $PORT) — in that case nothing is left running. Aborting `signal` stops the start.
+   */
+  start(spec: InstanceSpec, options?: { signal?: AbortSignal }): Promise<Instance>;
+  /**
+   * Stops an instance: a graceful stop (SIGTERM, wait up to `graceMs`, default 2000), then a
+   * forced kill. May be called more than once and for unknown ids: it never throws for those.
+   * Resolves when the instance is gone.
+   */
+  stop(id: string, options?: { graceMs?: number }): Promise<void>;
+  /** Live instances (not yet stopped). The returned array is a snapshot. */
+  list(): Instance[];
+  /** Subscribes to state and log events; returns the unsubscribe function. */
+  subscribe(listener: (event: RuntimeEvent) => void): () => void;
+  /** Stops every instance. */
+  close(): Promise<void>;
+}
+
+/** Headers the platform sets on requests to an instance. */
+export const REQUEST_ID_HEADER = 'x-nimbus-request-id';
+/** Epoch milliseconds after which the gateway gives up on the request. */
+export const DEADLINE_HEADER = 'x-nimbus-deadline';
