@@ -1,0 +1,136 @@
+import { buildArtifact, configIdentity, resolveConfig, unpackArchive } from '../build/index.js';
+import { NimbusError } from '../core/errors.js';
+import type { FunctionConfig, FunctionRecord, RevisionRecord } from '../core/types.js';
+import { isValidFunctionName } from '../core/types.js';
+import type { InstanceInfo } from '../instances/types.js';
+import type { ArtifactStore, Bucket, Store } from '../store/types.js';
+
+export interface DeployInput {
+  /** gzip-compressed tar of the source directory. */
+  archive: Buffer;
+  /** Manifest overrides (CLI flags). */
+  overrides: Record<string, unknown>;
+  /** Name to use when neither overrides nor manifest give one. */
+  nameHint?: string;
+}
+
+export interface DeployResult {
+  created: boolean;
+  revision: RevisionRecord;
+}
+
+/** What the control plane needs from the data plane, injected by the composition root. */
+export interface ServiceHooks {
+  /** A function's routing changed (deployed or removed); resolves once traffic follows. */
+  onChange(name: string): Promise<void>;
+  instances(name: string): InstanceInfo[];
+  /** The start error of a revision that is crash-looping, if any. */
+  startError(name: string, revision: string): string | undefined;
+  /** A function was deleted: forget its logs. */
+  onDelete?(name: string): void;
+}
+
+export interface FunctionDetails {
+  function: FunctionRecord;
+  config: FunctionConfig;
+  revisions: RevisionRecord[];
+  instances: InstanceInfo[];
+  startError?: string;
+}
+
+/** Deploy, list, describe and delete functions: the control plane's logic, free of HTTP. */
+export class FunctionsService {
+  readonly functions: Bucket<FunctionRecord>;
+  readonly revisions: Bucket<RevisionRecord>;
+  #artifacts: ArtifactStore;
+  #hooks: ServiceHooks;
+  // Deploys of one function run one at a time, so revision numbers never race.
+  #locks = new Map<string, Promise<unknown>>();
+
+  constructor(store: Store, artifacts: ArtifactStore, hooks: ServiceHooks) {
+    this.functions = store.bucket<FunctionRecord>('functions');
+    this.revisions = store.bucket<RevisionRecord>('revisions');
+    this.#artifacts = artifacts;
+    this.#hooks = hooks;
+  }
+
+  async deploy(input: DeployInput): Promise<DeployResult> {
+    const files = await unpackArchive(input.archive);
+    const config = resolveConfig(files, input.overrides, input.nameHint);
+    const built = await buildArtifact(files, config);
+    const digest = await this.#artifacts.put(built.files);
+    const identity = configIdentity(digest, config);
+    return this.#serial(config.name, () => this.#record(config, digest, identity, built.entry));
+  }
+
+  async #record(config: FunctionConfig, digest: string, identity: string, entry?: string): Promise<DeployResult> {
+    const name = config.name;
+    const now = new Date().toISOString();
+    const current = await this.functions.get(name);
+    if (current) {
+      const latest = await this.revisions.get(`${name}/${current.value.latestRevision}`);
+      if (latest?.value.identity === identity) return { created: false, revision: latest.value };
+    }
+    const number = (current?.value.revisionCount ?? 0) + 1;
+    const revision: RevisionRecord = { id: `r${number}`, function: name, number, digest, identity, config, entry, createdAt: now };
+    await this.revisions.put(`${name}/${revision.id}`, revision);
+    const record: FunctionRecord = {
+      name,
+      createdAt: current?.value.createdAt ?? now,
+      updatedAt: now,
+      latestRevision: revision.id,
+      revisionCount: number,
+    };
+    if (current) await this.functions.update(name, record, current.revision);
+    else await this.functions.create(name, record);
+    await this.#hooks.onChange(name);
+    return { created: true, revision };
+  }
+
+  instancesOf(name: string): InstanceInfo[] {
+    return this.#hooks.instances(name);
+  }
+
+  async list(): Promise<{ record: FunctionRecord; config: FunctionConfig }[]> {
+    const out = [];
+    for (const { value } of await this.functions.list()) {
+      const rev = await this.revisions.get(`${value.name}/${value.latestRevision}`);
+      if (rev) out.push({ record: value, config: rev.value.config });
+    }
+    return out;
+  }
+
+  async get(name: string): Promise<FunctionDetails> {
+    const fn = await this.#find(name);
+    const revisions = (await this.revisions.list(`${name}/`)).map((e) => e.value).sort((a, b) => a.number - b.number);
+    const latest = revisions.find((r) => r.id === fn.latestRevision);
+    if (!latest) throw new NimbusError('NIMBUS_ERR_INTERNAL', `Function ${name} points at a missing revision ${fn.latestRevision}`);
+    const startError = this.#hooks.startError(name, fn.latestRevision);
+    return { function: fn, config: latest.config, revisions, instances: this.#hooks.instances(name), ...(startError ? { startError } : {}) };
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.#serial(name, async () => {
+      await this.#find(name);
+      await this.functions.delete(name);
+      for (const { key } of await this.revisions.list(`${name}/`)) await this.revisions.delete(key);
+      await this.#hooks.onChange(name);
+      this.#hooks.onDelete?.(name);
+    });
+  }
+
+  async #find(name: string): Promise<FunctionRecord> {
+    if (!isValidFunctionName(name)) throw new NimbusError('NIMBUS_ERR_INVALID_NAME', `Invalid function name: ${JSON.stringify(name)}`);
+    const entry = await this.functions.get(name);
+    if (!entry) throw new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function not found: ${name}`);
+    return entry.value;
+  }
+
+  #serial<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#locks.get(name) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(fn);
+    this.#locks.set(name, next);
+    next.finally(() => this.#locks.get(name) === next && this.#locks.delete(name)).catch(() => {});
+    return next;
+  }
+}

@@ -1,0 +1,172 @@
+import { type Context, Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import { NimbusError, toNimbusError } from '../core/errors.js';
+import type { FunctionConfig, FunctionRecord } from '../core/types.js';
+import type { InstanceInfo, InstanceLogRecord } from '../instances/types.js';
+import type { LogStore } from '../observe/log-store.js';
+import type { FunctionsService } from './functions-service.js';
+import { openApiDocument } from './openapi.js';
+
+export interface ApiOptions {
+  service: FunctionsService;
+  logs: LogStore;
+  /** Largest deploy upload. Default 100 MB. */
+  maxUploadBytes?: number;
+  /** False while the node drains for shutdown. */
+  healthy(): boolean;
+}
+
+/** The control-plane REST API (`/api/v1`) and `/healthz`, as a Hono app. */
+export function createApi(options: ApiOptions): Hono {
+  const { service, logs } = options;
+  const maxUpload = options.maxUploadBytes ?? 100 * 1024 * 1024;
+  const app = new Hono();
+
+  app.onError((err, c) => {
+    const error = toNimbusError(err);
+    if (!error.userFault) console.error(err);
+    return c.json(error.toJSON(), error.status as 400);
+  });
+  app.notFound((c) => {
+    const e = new NimbusError('NIMBUS_ERR_ROUTE_NOT_FOUND', `No route for ${c.req.method} ${c.req.path}`);
+    return c.json(e.toJSON(), 404);
+  });
+
+  app.get('/healthz', (c) => (options.healthy() ? c.json({ status: 'ok' }) : c.json({ status: 'draining' }, 503)));
+  app.get('/api/v1/openapi.json', (c) => c.json(openApiDocument));
+
+  app.get('/api/v1/functions', async (c) => {
+    const all = await service.list();
+    return c.json({ functions: all.map(({ record, config }) => summary(c, record, config, service.instancesOf(record.name))) });
+  });
+
+  app.post('/api/v1/functions', async (c) => {
+    const archive = await readUpload(c, maxUpload);
+    const overrides = parseOverrides(c.req.query('config'));
+    const { created, revision } = await service.deploy({ archive, overrides, nameHint: c.req.query('name') });
+    return c.json(
+      { function: revision.function, revision: revision.id, created, digest: revision.digest, url: functionUrl(c, revision.function) },
+      created ? 201 : 200,
+    );
+  });
+
+  app.get('/api/v1/functions/:name', async (c) => {
+    const d = await service.get(c.req.param('name'));
+    return c.json({
+      function: summary(c, d.function, d.config, d.instances),
+      config: d.config,
+      revisions: d.revisions.map((r) => ({ id: r.id, number: r.number, digest: r.digest, createdAt: r.createdAt, config: r.config })),
+      instances: d.instances,
+      ...(d.startError ? { startError: d.startError } : {}),
+    });
+  });
+
+  app.delete('/api/v1/functions/:name', async (c) => {
+    const name = c.req.param('name');
+    await service.remove(name);
+    return c.json({ deleted: name });
+  });
+
+  app.get('/api/v1/functions/:name/logs', async (c) => {
+    const name = c.req.param('name');
+    await service.get(name);
+    const query = {
+      function: name,
+      limit: intParam(c.req.query('limit'), 'limit', 1, 1000) ?? 100,
+      since: timeParam(c.req.query('since')),
+      requestId: c.req.query('requestId') || undefined,
+    };
+    const view = (r: InstanceLogRecord) => ({ ...r, time: new Date(r.time).toISOString() });
+    if (c.req.query('follow') !== 'true') return c.json({ logs: logs.query(query).map(view) });
+    return streamSSE(c, async (stream) => {
+      // Subscribe before reading history so no line falls between the two.
+      const queued: InstanceLogRecord[] = [];
+      let wake = () => {};
+      const unsubscribe = logs.follow(name, (r) => {
+        if (query.requestId && r.requestId !== query.requestId) return;
+        queued.push(r);
+        wake();
+      });
+      stream.onAbort(() => {
+        unsubscribe();
+        wake();
+      });
+      for (const r of logs.query(query)) await stream.writeSSE({ data: JSON.stringify(view(r)) });
+      while (!stream.aborted) {
+        while (queued.length > 0) await stream.writeSSE({ data: JSON.stringify(view(queued.shift()!)) });
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          // A comment line every 15 s keeps proxies from closing an idle stream.
+          setTimeout(resolve, 15_000).unref();
+        });
+        if (queued.length === 0 && !stream.aborted) await stream.write(': keep-alive\n\n');
+      }
+      unsubscribe();
+    });
+  });
+
+  return app;
+}
+
+function summary(c: Context, record: FunctionRecord, config: FunctionConfig, instances: InstanceInfo[]) {
+  const count = (state: string) => instances.filter((i) => i.state === state).length;
+  return {
+    name: record.name,
+    latestRevision: record.latestRevision,
+    revisionCount: record.revisionCount,
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+    runtime: config.runtime,
+    url: functionUrl(c, record.name),
+    instances: { ready: count('ready'), starting: count('starting'), busy: instances.filter((i) => i.inFlight > 0).length },
+  };
+}
+
+function functionUrl(c: Context, name: string): string {
+  return `http://${c.req.header('host') ?? 'localhost'}/fn/${name}/`;
+}
+
+async function readUpload(c: Context, max: number): Promise<Buffer> {
+  const declared = Number(c.req.header('content-length') ?? 0);
+  const tooLarge = () => new NimbusError('NIMBUS_ERR_PAYLOAD_TOO_LARGE', `Upload is larger than the limit of ${max} bytes`);
+  if (declared > max) throw tooLarge();
+  const body = c.req.raw.body;
+  if (!body) throw new NimbusError('NIMBUS_ERR_INVALID_ARCHIVE', 'The request has no body: send a gzip-compressed tar of the source directory');
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Uint8Array>) {
+    size += chunk.length;
+    if (size > max) throw tooLarge();
+    chunks.push(chunk);
+  }
+  if (size === 0) throw new NimbusError('NIMBUS_ERR_INVALID_ARCHIVE', 'The request body is empty: send a gzip-compressed tar of the source directory');
+  return Buffer.concat(chunks);
+}
+
+function parseOverrides(raw: string | undefined): Record<string, unknown> {
+  if (!raw) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (err) {
+    throw new NimbusError('NIMBUS_ERR_INVALID_REQUEST', `Query parameter config is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new NimbusError('NIMBUS_ERR_INVALID_REQUEST', 'Query parameter config must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+function intParam(raw: string | undefined, name: string, min: number, max: number): number | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new NimbusError('NIMBUS_ERR_INVALID_REQUEST', `${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function timeParam(raw: string | undefined): number | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const t = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+  if (Number.isNaN(t)) throw new NimbusError('NIMBUS_ERR_INVALID_REQUEST', `since: expected an ISO time or epoch milliseconds, got ${JSON.stringify(raw)}`);
+  return t;
+}

@@ -1,0 +1,140 @@
+import { mkdirSync, readdirSync } from 'node:fs';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { getRequestListener } from '@hono/node-server';
+import { FunctionsService, createApi } from '../api/index.js';
+import { systemClock } from '../core/clock.js';
+import { NimbusError } from '../core/errors.js';
+import { packageRoot } from '../core/package-root.js';
+import { createGateway, createStoreResolver, sendPlatformError } from '../gateway/index.js';
+import { createInstanceManager } from '../instances/index.js';
+import { createLogStore } from '../observe/log-store.js';
+import { createProcessRuntime } from '../runtime/index.js';
+import { createLocalArtifactStore, createSqliteStore } from '../store/index.js';
+import { packDirectory } from './pack.js';
+
+export interface NimbusOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 8080; 0 picks a free port. */
+  port?: number;
+  /** Where functions, revisions, artifacts and logs are kept. */
+  dataDir: string;
+  /** Largest function request body. Default 6 MB. */
+  maxBodyBytes?: number;
+  /** Largest deploy upload. Default 100 MB. */
+  maxUploadBytes?: number;
+  /** Deploy examples/ when the node has no function yet. Default false. */
+  examples?: boolean;
+  /** How long a shutdown waits for in-flight requests. Default 30 s. */
+  drainTimeoutMs?: number;
+}
+
+export interface NimbusNode {
+  url: string;
+  server: Server;
+  /** Functions deployed from examples/ at this start. */
+  examples: string[];
+  /** Drains in-flight requests, stops every instance, closes the stores. */
+  close(): Promise<void>;
+}
+
+/**
+ * The single-node composition root: the only place where concrete implementations are chosen
+ * (SQLite store, local artifacts, process runtime) and wired together.
+ */
+export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
+  mkdirSync(options.dataDir, { recursive: true });
+  const clock = systemClock;
+  const store = createSqliteStore({ path: join(options.dataDir, 'nimbus.db') });
+  const artifacts = createLocalArtifactStore({ dir: join(options.dataDir, 'artifacts') });
+  const logs = createLogStore({ path: join(options.dataDir, 'logs.db') });
+  const runtime = createProcessRuntime();
+  const manager = createInstanceManager({ runtime, clock, onLog: (r) => logs.append(r) });
+  const service = new FunctionsService(store, artifacts, {
+    async onChange(name) {
+      const { before, after } = await resolver.refresh(name);
+      // The old revision drains in the background; a deleted function's held requests fail now.
+      if (before && before.key !== after?.key) {
+        const gone = after ? undefined : new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function ${name} was deleted`);
+        void manager.retire(before.key, gone);
+      }
+      if (after) manager.ensureMin(after);
+    },
+    instances: (name) => manager.instances(name),
+    startError: (name, revision) => manager.startError(`${name}/${revision}`),
+    onDelete: (name) => logs.deleteFunction(name),
+  });
+  const resolver = createStoreResolver({ functions: service.functions, revisions: service.revisions, artifacts });
+  await resolver.load();
+
+  let draining = false;
+  const gateway = createGateway({ resolver, manager, clock, maxBodyBytes: options.maxBodyBytes });
+  const api = createApi({ service, logs, maxUploadBytes: options.maxUploadBytes, healthy: () => !draining });
+  const apiListener = getRequestListener(api.fetch);
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = req.url ?? '/';
+    if (!url.startsWith('/fn/')) return void apiListener(req, res);
+    if (draining) return sendPlatformError(res, new NimbusError('NIMBUS_ERR_SHUTTING_DOWN', 'Nimbus is shutting down'));
+    const { name, path } = splitFunctionUrl(url);
+    void gateway.handle(req, res, name, path);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 8080, options.host ?? '127.0.0.1', resolve);
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+
+  for (const plan of resolver.plans()) manager.ensureMin(plan);
+  const examples = options.examples && resolver.plans().length === 0 ? await deployExamples(service) : [];
+
+  return {
+    url,
+    server,
+    examples,
+    async close() {
+      draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await Promise.race([gateway.idle(), delay(options.drainTimeoutMs ?? 30_000)]);
+      await manager.close();
+      await runtime.close();
+      server.closeAllConnections();
+      await closed;
+      logs.close();
+      await store.close();
+    },
+  };
+}
+
+/** `/fn/NAME/a/b?q=1` → NAME and `/a/b?q=1`; `/fn/NAME?q` → NAME and `/?q`. */
+export function splitFunctionUrl(url: string): { name: string; path: string } {
+  const rest = url.slice('/fn/'.length);
+  const end = rest.search(/[/?]/);
+  if (end === -1) return { name: decodeURIComponent(rest), path: '/' };
+  const path = rest.slice(end);
+  return { name: decodeURIComponent(rest.slice(0, end)), path: path.startsWith('?') ? `/${path}` : path };
+}
+
+async function deployExamples(service: FunctionsService): Promise<string[]> {
+  const dir = join(packageRoot(), 'examples');
+  const names: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    try {
+      const { revision } = await service.deploy({ archive: await packDirectory(join(dir, entry.name)), overrides: {}, nameHint: entry.name });
+      names.push(revision.function);
+    } catch (err) {
+      console.error(`nimbus: example ${entry.name} did not deploy: ${(err as Error).message}`);
+    }
+  }
+  return names;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,181 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Clock } from '../core/clock.js';
+import { NimbusError, toNimbusError } from '../core/errors.js';
+import type { InstanceManager, Lease } from '../instances/index.js';
+import { DEADLINE_HEADER, REQUEST_ID_HEADER } from '../runtime/types.js';
+import { BodyLimit } from './body-limit.js';
+import { sendPlatformError } from './platform-error.js';
+import type { Resolver } from './resolver.js';
+
+/** One finished invocation, for logs and metrics. */
+export interface InvocationRecord {
+  requestId: string;
+  function: string;
+  revision?: string;
+  status: number;
+  durationMs: number;
+  cold: boolean;
+  /** Set when the platform made the response. */
+  error?: string;
+}
+
+export interface GatewayOptions {
+  resolver: Resolver;
+  manager: InstanceManager;
+  clock: Clock;
+  /** Largest request body accepted. Default 6 MB (Lambda's synchronous payload limit). */
+  maxBodyBytes?: number;
+  onInvocation?: (record: InvocationRecord) => void;
+}
+
+export interface Gateway {
+  /** Serves one request for function `name`; `path` is what the function sees (`/x?y=1`). */
+  handle(req: IncomingMessage, res: ServerResponse, name: string, path: string): Promise<void>;
+  /** Requests being served now. */
+  readonly inFlight: number;
+  /** Resolves once no request is being served (for a draining shutdown). */
+  idle(): Promise<void>;
+}
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) are the proxy's business, not the function's.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
+
+export function createGateway(options: GatewayOptions): Gateway {
+  const { resolver, manager, clock } = options;
+  const maxBody = options.maxBodyBytes ?? 6 * 1024 * 1024;
+  let inFlight = 0;
+  const idleWaiters: (() => void)[] = [];
+
+  async function handle(req: IncomingMessage, res: ServerResponse, name: string, path: string): Promise<void> {
+    const requestId = randomUUID();
+    const started = performance.now();
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    const record: InvocationRecord = { requestId, function: name, status: 0, durationMs: 0, cold: false };
+    inFlight++;
+    let lease: Lease | undefined;
+    const controller = new AbortController();
+    let cancelTimer = () => {};
+    const limiter = new BodyLimit(maxBody);
+    const onClose = () => {
+      if (!res.writableFinished) controller.abort(new Error('client closed the connection'));
+    };
+    res.on('close', onClose);
+    try {
+      const plan = resolver.resolve(name);
+      if (!plan) throw new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function not found: ${name}`);
+      record.revision = plan.revision;
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (declared > maxBody) throw tooLarge(maxBody);
+
+      const timeoutMs = plan.spec.timeoutMs;
+      const deadline = clock.now() + timeoutMs;
+      cancelTimer = clock.setTimer(() => controller.abort(timeoutError(name, timeoutMs)), timeoutMs);
+
+      lease = await manager.acquire(plan, controller.signal);
+      record.cold = lease.cold;
+      const request = toRequest(req, path, requestId, deadline, limiter, controller.signal);
+      const response = await lease.instance.fetch(request, { signal: controller.signal });
+      record.status = response.status;
+      await writeResponse(res, response, controller.signal);
+    } catch (err) {
+      const reason = controller.signal.aborted ? controller.signal.reason : err;
+      const error = limiter.exceeded ? tooLarge(maxBody) : toNimbusError(reason);
+      record.error = error.code;
+      record.status = error.status;
+      if (!res.headersSent) sendPlatformError(res, error);
+      else res.destroy(error);
+    } finally {
+      cancelTimer();
+      res.off('close', onClose);
+      // A timed-out instance may be stuck in a loop: stop it once its other requests finish.
+      lease?.release({ recycle: record.error === 'NIMBUS_ERR_TIMEOUT' });
+      if (--inFlight === 0 && idleWaiters.length > 0) for (const r of idleWaiters.splice(0)) r();
+      record.durationMs = performance.now() - started;
+      options.onInvocation?.(record);
+    }
+  }
+
+  return {
+    handle,
+    get inFlight() {
+      return inFlight;
+    },
+    idle() {
+      return inFlight === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve));
+    },
+  };
+}
+
+function toRequest(req: IncomingMessage, path: string, requestId: string, deadline: number, limiter: BodyLimit, signal: AbortSignal): Request {
+  const headers = new Headers();
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const key = req.rawHeaders[i]!.toLowerCase();
+    if (!HOP_BY_HOP.has(key) && !key.startsWith('x-nimbus-')) headers.append(key, req.rawHeaders[i + 1]!);
+  }
+  const host = req.headers.host ?? 'localhost';
+  headers.set('x-forwarded-host', host);
+  headers.set('x-forwarded-proto', 'http');
+  if (req.socket.remoteAddress) headers.set('x-forwarded-for', req.socket.remoteAddress);
+  headers.set(REQUEST_ID_HEADER, requestId);
+  headers.set(DEADLINE_HEADER, String(deadline));
+  const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+  return new Request(`http://${host}${path}`, {
+    method: req.method,
+    headers,
+    body: hasBody ? (Readable.toWeb(req.pipe(limiter)) as ReadableStream) : undefined,
+    signal,
+    // @ts-expect-error: Node's fetch needs `duplex: 'half'` for a streamed request body.
+    duplex: 'half',
+  });
+}
+
+async function writeResponse(res: ServerResponse, response: Response, signal: AbortSignal): Promise<void> {
+  const headers: Record<string, string | string[]> = {};
+  response.headers.forEach((value, key) => {
+    if (key !== 'set-cookie' && !HOP_BY_HOP.has(key)) headers[key] = value;
+  });
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length > 0) headers['set-cookie'] = cookies;
+  res.writeHead(response.status, headers);
+  if (!response.body) return void res.end();
+  // Stream chunk by chunk, honouring the client's back-pressure.
+  const reader = response.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!res.write(value)) await waitDrain(res, signal);
+    }
+    res.end();
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+function waitDrain(res: ServerResponse, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      signal.removeEventListener('abort', abort);
+      resolve();
+    };
+    const abort = () => {
+      done();
+      reject(signal.reason);
+    };
+    res.once('drain', done);
+    res.once('close', done);
+    signal.addEventListener('abort', abort, { once: true });
+  });
+}
+
+function tooLarge(max: number): NimbusError {
+  return new NimbusError('NIMBUS_ERR_PAYLOAD_TOO_LARGE', `Request body is larger than the limit of ${max} bytes`);
+}
+
+function timeoutError(name: string, ms: number): NimbusError {
+  return new NimbusError('NIMBUS_ERR_TIMEOUT', `Function ${name} did not answer within its timeout of ${ms / 1000} s`);
+}

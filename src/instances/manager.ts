@@ -1,0 +1,108 @@
+import type { Clock } from '../core/clock.js';
+import { NimbusError } from '../core/errors.js';
+import type { Runtime } from '../runtime/types.js';
+import { RevisionPool } from './revision-pool.js';
+import type { InstanceInfo, InstanceLogRecord, Lease, RevisionPlan } from './types.js';
+
+export interface InstanceManagerOptions {
+  runtime: Runtime;
+  clock: Clock;
+  /** Requests one revision may hold while waiting for a slot. Default 1000. */
+  maxQueuePerRevision?: number;
+  /** How often idle instances are looked for. Default 1000 ms. */
+  reapIntervalMs?: number;
+  /** Every instance log line and platform note about an instance. */
+  onLog?: (record: InstanceLogRecord) => void;
+}
+
+/** Per-revision instance sets behind one acquire/release surface. */
+export interface InstanceManager {
+  /** A slot on an instance of the plan's revision; held (not failed) while instances start. */
+  acquire(plan: RevisionPlan, signal?: AbortSignal): Promise<Lease>;
+  /** Starts the revision's `scale.min` instances (at boot and after a deploy). */
+  ensureMin(plan: RevisionPlan): void;
+  /**
+   * Takes a revision out of service; its instances stop once idle. With `reject`, held requests
+   * fail with it (function deleted); without, they are still served (a newer revision took over).
+   */
+  retire(key: string, reject?: NimbusError): Promise<void>;
+  instances(functionName?: string): InstanceInfo[];
+  /** The latest start failure of a revision that is backing off, if any. */
+  startError(key: string): string | undefined;
+  /** Stops everything. */
+  close(): Promise<void>;
+}
+
+export function createInstanceManager(options: InstanceManagerOptions): InstanceManager {
+  const { runtime, clock } = options;
+  const pools = new Map<string, RevisionPool>();
+  const byInstance = new Map<string, RevisionPool>();
+  let closed = false;
+
+  const poolFor = (plan: RevisionPlan): RevisionPool => {
+    let pool = pools.get(plan.key);
+    if (!pool) {
+      pool = new RevisionPool(plan, {
+        runtime,
+        clock,
+        maxQueue: options.maxQueuePerRevision ?? 1000,
+        log: (r) => options.onLog?.({ ...r, function: plan.function, revision: plan.revision }),
+        track: (id, p) => (p ? byInstance.set(id, p) : byInstance.delete(id)),
+      });
+      pools.set(plan.key, pool);
+    }
+    return pool;
+  };
+
+  const unsubscribe = runtime.subscribe((event) => {
+    const pool = byInstance.get(event.id);
+    if (!pool) return;
+    if (event.type === 'log') {
+      const { function: fn, revision } = pool.plan;
+      options.onLog?.({ time: event.time, function: fn, revision, instance: event.id, requestId: event.requestId, stream: event.stream, line: event.line });
+    } else if (event.state === 'failed' || event.state === 'stopped') {
+      pool.onExit(event.id, event.exit);
+    }
+  });
+
+  const reapEvery = options.reapIntervalMs ?? 1000;
+  let cancelReap = () => {};
+  const scheduleReap = () => {
+    cancelReap = clock.setTimer(() => {
+      const now = clock.now();
+      for (const pool of pools.values()) pool.reap(now);
+      if (!closed) scheduleReap();
+    }, reapEvery);
+  };
+  scheduleReap();
+
+  return {
+    acquire(plan, signal) {
+      if (closed) return Promise.reject(new NimbusError('NIMBUS_ERR_SHUTTING_DOWN', 'Nimbus is shutting down'));
+      return poolFor(plan).acquire(signal);
+    },
+    ensureMin(plan) {
+      if (!closed && plan.scale.min > 0) poolFor(plan).ensureMin();
+    },
+    async retire(key, reject) {
+      const pool = pools.get(key);
+      if (!pool) return;
+      await pool.retire(reject);
+      if (pools.get(key) === pool && pool.idle) pools.delete(key);
+    },
+    instances(functionName) {
+      const out: InstanceInfo[] = [];
+      for (const pool of pools.values()) if (!functionName || pool.plan.function === functionName) out.push(...pool.info());
+      return out;
+    },
+    startError(key) {
+      return pools.get(key)?.lastStartError;
+    },
+    async close() {
+      closed = true;
+      cancelReap();
+      await Promise.all([...pools.values()].map((p) => p.retire(new NimbusError('NIMBUS_ERR_SHUTTING_DOWN', 'Nimbus is shutting down'))));
+      unsubscribe();
+    },
+  };
+}

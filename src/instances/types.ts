@@ -1,0 +1,54 @@
+import type { ScaleConfig } from '../core/types.js';
+import type { Instance, InstanceSpec } from '../runtime/types.js';
+
+/** Everything the instance manager needs to run one revision. Built by the gateway's resolver. */
+export interface RevisionPlan {
+  /** `FUNCTION/REVISION`, unique per revision. */
+  key: string;
+  function: string;
+  revision: string;
+  /** Template for its instances; the manager adds the id. */
+  spec: Omit<InstanceSpec, 'id'>;
+  /** Maximum in-flight requests per instance. */
+  concurrency: number;
+  scale: ScaleConfig;
+}
+
+/** The right to send one request to one instance. Release it exactly once. */
+export interface Lease {
+  instance: Instance;
+  /** True when this request had to wait for an instance to start (a cold start). */
+  cold: boolean;
+  /**
+   * Gives the slot back. `recycle: true` when the request timed out: the instance takes no new
+   * requests and is stopped once its other requests finish.
+   */
+  release(options?: { recycle?: boolean }): void;
+}
+
+export type SlotState = 'starting' | 'ready' | 'draining' | 'stopping';
+
+/** What the API shows of an instance. */
+export interface InstanceInfo {
+  id: string;
+  function: string;
+  revision: string;
+  state: SlotState;
+  inFlight: number;
+  requests: number;
+  startedAt: string;
+  readyAt?: string;
+  lastUsedAt?: string;
+  pid?: number;
+}
+
+/** A log line from an instance or about one (`stream: 'system'`), tagged for the log store. */
+export interface InstanceLogRecord {
+  time: number;
+  function: string;
+  revision: string;
+  instance: string;
+  requestId?: string;
+  stream: 'stdout' | 'stderr' | 'system';
+  line: string;
+}
