@@ -15,9 +15,7 @@ export interface Entry<T> {
   revision: number;
 }
 
-export type WatchEvent<T> =
-  | { type: 'put'; entry: Entry<T> }
-  | { type: 'delete'; key: string; revision: number };
+export type WatchEvent<T> = { type: 'put'; entry: Entry<T> } | { type: 'delete'; key: string; revision: number };
 
 export interface WatchOptions {
   /** Only keys starting with this prefix. */
