@@ -12,7 +12,7 @@ import { createInstanceManager } from '../instances/index.js';
 import { createLogStore } from '../observe/log-store.js';
 import { createProcessRuntime } from '../runtime/index.js';
 import { createLocalArtifactStore, createSqliteStore } from '../store/index.js';
-import { packDirectory } from './pack.js';
+import { packDirectory } from '../cli/pack.js';
 
 export interface NimbusOptions {
   /** Default 127.0.0.1. */
@@ -126,7 +126,7 @@ async function deployExamples(service: FunctionsService): Promise<string[]> {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     if (!entry.isDirectory()) continue;
     try {
-      const { revision } = await service.deploy({ archive: await packDirectory(join(dir, entry.name)), overrides: {}, nameHint: entry.name });
+      const { revision } = await service.deploy({ archive: (await packDirectory(join(dir, entry.name))).archive, overrides: {}, nameHint: entry.name });
       names.push(revision.function);
     } catch (err) {
       console.error(`nimbus: example ${entry.name} did not deploy: ${(err as Error).message}`);

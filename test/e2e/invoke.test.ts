@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { APPS, type TestNode, eventually, startTestNode } from '../support/nimbus.js';
+
+describe('invoking functions through the gateway', () => {
+  let node: TestNode;
+  before(async () => {
+    node = await startTestNode({ maxBodyBytes: 64 * 1024 });
+    for (const app of ['echo', 'lambda', 'py-app']) {
+      const { status, body } = await node.deploy(`${APPS}/${app}`, app === 'lambda' ? { name: 'lambda' } : {});
+      assert.equal(status, 201, JSON.stringify(body));
+    }
+  });
+  after(() => node.dispose());
+
+  it('passes method, path, query, headers and body through, and the response back', async () => {
+    const res = await node.call('/fn/echo/any/path?q=1&r=two', { method: 'PUT', body: 'payload', headers: { 'x-custom': 'v' } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-echo'), 'yes');
+    assert.equal(res.headers.get('set-cookie'), 'a=1');
+    assert.match(res.headers.get('x-nimbus-request-id') ?? '', /^[0-9a-f-]{36}$/);
+    const body = await res.json();
+    assert.equal(body.greeting, 'hello, world', 'the local module import was bundled');
+    assert.equal(body.method, 'PUT');
+    assert.equal(body.path, '/any/path');
+    assert.deepEqual(body.query, { q: '1', r: 'two' });
+    assert.equal(body.headers['x-custom'], 'v');
+    assert.equal(body.headers['x-nimbus-request-id'], res.headers.get('x-nimbus-request-id'));
+    assert.equal(body.body, 'payload');
+  });
+
+  it('reaches the function at / when the URL has no path after the name', async () => {
+    const body = await (await node.call('/fn/echo?x=1')).json();
+    assert.equal(body.path, '/');
+    assert.deepEqual(body.query, { x: '1' });
+  });
+
+  it('streams the response: the first chunk arrives before the function finishes', async () => {
+    const res = await node.call('/fn/echo/stream');
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    assert.equal(new TextDecoder().decode(first.value), 'chunk 0\n');
+    let rest = '';
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
+    assert.equal(rest, 'chunk 1\nchunk 2\n');
+  });
+
+  it('streams a chunked request body to the function', async () => {
+    const chunks = Array.from({ length: 20 }, () => new Uint8Array(1000).fill(97));
+    const body = new ReadableStream({
+      pull(controller) {
+        const c = chunks.pop();
+        if (c) controller.enqueue(c);
+        else controller.close();
+      },
+    });
+    // @ts-expect-error: duplex is required by Node's fetch for a streamed body.
+    const res = await node.call('/fn/echo/count', { method: 'POST', body, duplex: 'half' });
+    assert.deepEqual(await res.json(), { bytes: 20_000 });
+  });
+
+  it('runs an unmodified Lambda handler with an API Gateway v2 event', async () => {
+    const res = await node.call('/fn/lambda/orders?id=7', { method: 'POST', body: 'hi' });
+    assert.equal(res.status, 201);
+    assert.equal(res.headers.get('x-lambda'), 'yes');
+    assert.equal(res.headers.get('set-cookie'), 'session=abc');
+    const body = await res.json();
+    assert.deepEqual({ ...body, requestId: undefined }, { method: 'POST', rawPath: '/orders', query: { id: '7' }, body: 'hi', remaining: true, requestId: undefined });
+    assert.equal(body.requestId, res.headers.get('x-nimbus-request-id'));
+    const plain = await node.call('/fn/lambda/plain');
+    assert.equal(plain.headers.get('content-type'), 'application/json');
+    assert.deepEqual(await plain.json(), { ok: true, from: 'lambda' });
+  });
+
+  it('runs a Python program in app mode, unchanged, behind the watchdog', async () => {
+    const res = await node.call('/fn/py-app/hello?x=1', { method: 'POST', body: 'from test' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { lang: 'python', method: 'POST', path: '/hello?x=1', body: 'from test' });
+  });
+
+  it('answers 404 with a platform error for an unknown function', async () => {
+    const res = await node.call('/fn/nope/');
+    assert.equal(res.status, 404);
+    assert.equal(res.headers.get('x-nimbus-error'), 'NIMBUS_ERR_FUNCTION_NOT_FOUND');
+    assert.equal((await res.json()).error.code, 'NIMBUS_ERR_FUNCTION_NOT_FOUND');
+  });
+
+  it('answers 500 when the function throws, and logs the stack with the request id', async () => {
+    const res = await node.call('/fn/echo/throw');
+    assert.equal(res.status, 500);
+    assert.equal(res.headers.get('x-nimbus-error'), 'NIMBUS_ERR_FUNCTION_ERROR');
+    assert.match((await res.json()).error.message, /boom from the function/);
+    const requestId = res.headers.get('x-nimbus-request-id')!;
+    const logs = await eventually(async () => {
+      const { logs } = await (await node.call(`/api/v1/functions/echo/logs?requestId=${requestId}`)).json();
+      return logs.some((l: any) => /boom from the function/.test(l.line)) && logs;
+    });
+    assert.ok(logs.every((l: any) => l.requestId === requestId));
+  });
+
+  it('answers 413 for a body over the limit, declared or chunked', async () => {
+    const declared = await node.call('/fn/echo/', { method: 'POST', body: 'x'.repeat(70 * 1024) });
+    assert.equal(declared.status, 413);
+    assert.equal(declared.headers.get('x-nimbus-error'), 'NIMBUS_ERR_PAYLOAD_TOO_LARGE');
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(`${node.url}/fn/echo/count`, { method: 'POST' }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      for (let i = 0; i < 80; i++) req.write('y'.repeat(1024));
+      req.end();
+    });
+    assert.equal(status, 413);
+  });
+
+  it('answers 504 past the timeout and recycles the stuck instance', async () => {
+    const pid = await (await node.call('/fn/echo/pid')).text();
+    const res = await node.call('/fn/echo/spin');
+    assert.equal(res.status, 504);
+    assert.equal(res.headers.get('x-nimbus-error'), 'NIMBUS_ERR_TIMEOUT');
+    await eventually(() => {
+      try {
+        process.kill(Number(pid), 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 10_000, 'the spinning instance to be stopped');
+    assert.equal((await node.call('/fn/echo/')).status, 200, 'a fresh instance serves the next request');
+  });
+
+  it('answers 502 when the instance dies mid-request, and replaces it', async () => {
+    const res = await node.call('/fn/echo/exit');
+    assert.equal(res.status, 502);
+    assert.equal(res.headers.get('x-nimbus-error'), 'NIMBUS_ERR_INSTANCE_CRASHED');
+    assert.equal((await node.call('/fn/echo/')).status, 200);
+  });
+
+  it("tags the function's console output with its request id in the logs", async () => {
+    const res = await node.call('/fn/echo/log?tag=t42');
+    const requestId = res.headers.get('x-nimbus-request-id');
+    const line = await eventually(async () => {
+      const { logs } = await (await node.call('/api/v1/functions/echo/logs?limit=1000')).json();
+      return logs.find((l: any) => l.line === 'log line t42');
+    });
+    assert.equal(line.requestId, requestId);
+    assert.equal(line.function, 'echo');
+    assert.equal(line.revision, 'r1');
+    assert.equal(line.stream, 'stdout');
+  });
+});
