@@ -1,0 +1,47 @@
+import type { FunctionConfig } from '../core/types.js';
+
+/** Shapes of the API's answers, as documented in docs/api.md (the contract with the server). */
+
+export interface FunctionSummary {
+  name: string;
+  latestRevision: string;
+  revisionCount: number;
+  createdAt: string;
+  updatedAt: string;
+  runtime: string;
+  url: string;
+  instances: { ready: number; starting: number; busy: number };
+}
+
+export interface DeployResult {
+  function: string;
+  revision: string;
+  created: boolean;
+  digest: string;
+  url: string;
+}
+
+export interface FunctionDetail {
+  function: FunctionSummary;
+  config: FunctionConfig;
+  revisions: { id: string; number: number; digest: string; createdAt: string; config: FunctionConfig }[];
+  instances: {
+    id: string;
+    revision: string;
+    state: string;
+    inFlight: number;
+    requests: number;
+    startedAt: string;
+    pid?: number;
+  }[];
+}
+
+export interface LogRecord {
+  time: string;
+  function: string;
+  revision: string;
+  instance: string;
+  requestId?: string;
+  stream: 'stdout' | 'stderr' | 'system';
+  line: string;
+}

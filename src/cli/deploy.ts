@@ -1,0 +1,95 @@
+import { basename, resolve } from 'node:path';
+import { type Command, Option } from 'commander';
+import { toApiError } from './api-client.js';
+import type { DeployResult } from './api-types.js';
+import { clientFor, printJson, withUrl } from './common.js';
+import { type CliContext, writeLine } from './context.js';
+import {
+  buildOverrides,
+  collectEnv,
+  type DeployFlags,
+  parseMemory,
+  parseNonNegativeInt,
+  parsePositiveInt,
+  parseSeconds,
+} from './options.js';
+import { packDirectory } from './pack.js';
+import { formatBytes } from './table.js';
+
+interface DeployOptions extends DeployFlags {
+  url?: string;
+  json?: boolean;
+}
+
+export function registerDeploy(program: Command, ctx: CliContext): void {
+  const command = program
+    .command('deploy')
+    .description('Pack a directory, upload it, and build a new revision')
+    .argument('<dir>', 'source directory (with an optional nimbus.yaml / nimbus.json)')
+    .option('--name <name>', 'function name (default: manifest name, else the directory name)')
+    .addOption(
+      new Option('--runtime <runtime>', 'node (a function module) or app (a program listening on $PORT)').choices([
+        'node',
+        'app',
+      ]),
+    )
+    .option('--handler <file>', 'entry file, relative to DIR (node)')
+    .option('--command <cmd>', 'program to run (app), e.g. "python3 server.py"')
+    .option('--env <K=V>', 'environment variable (repeatable)', collectEnv)
+    .option('--memory <MB>', 'memory limit in MB (default 256)', parseMemory)
+    .option('--timeout <s>', 'request timeout in seconds (default 30)', parseSeconds)
+    .option('--concurrency <n>', 'in-flight requests per instance (default 10)', parsePositiveInt)
+    .option('--min <n>', 'instances kept warm (default 0)', parseNonNegativeInt)
+    .option('--max <n>', 'most instances (default 10)', parsePositiveInt)
+    .option('--idle-timeout <s>', 'seconds idle before an instance stops (default 300)', parseSeconds)
+    .option('--json', "print the server's JSON answer");
+  withUrl(command).action((dir: string, opts: DeployOptions) => deploy(dir, opts, ctx));
+}
+
+async function deploy(dir: string, opts: DeployOptions, ctx: CliContext): Promise<void> {
+  // Validate everything local before touching the network: overrides, URL, then the directory.
+  const overrides = buildOverrides(opts);
+  const client = clientFor(opts, ctx);
+  const abs = resolve(ctx.cwd, dir);
+
+  const packed = await packDirectory(abs);
+  const { stderr } = ctx;
+  await writeLine(stderr, `packing ${dir}… ${packed.files} files, ${formatBytes(packed.bytes)}`);
+  await writeLine(stderr, `uploading ${formatBytes(packed.archive.length)}…`);
+
+  // Streams the archive so "building…" appears when the last byte has gone out, which is when the
+  // wait switches from our upload to the server's unpack and build.
+  const archive = packed.archive;
+  const CHUNK = 64 * 1024;
+  let offset = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (offset >= archive.length) {
+        controller.close();
+        stderr.write('building…\n');
+        return;
+      }
+      controller.enqueue(archive.subarray(offset, offset + CHUNK));
+      offset += CHUNK;
+    },
+  });
+
+  const res = await client.request('/api/v1/functions', {
+    method: 'POST',
+    query: {
+      name: basename(abs),
+      config: Object.keys(overrides).length > 0 ? JSON.stringify(overrides) : undefined,
+    },
+    headers: { 'content-type': 'application/gzip', 'content-length': String(archive.length) },
+    body,
+  });
+  if (!res.ok) throw await toApiError(res);
+  const result = (await res.json()) as DeployResult;
+
+  if (opts.json) return printJson(ctx, result);
+  if (result.created === false || res.status === 200) {
+    await writeLine(ctx.stdout, `unchanged: ${result.function} ${result.revision} (identical source and config)`);
+  } else {
+    await writeLine(ctx.stdout, `ready: ${result.function} ${result.revision}  ${result.url}`);
+  }
+}

@@ -1,0 +1,104 @@
+import { InvalidArgumentError } from 'commander';
+import { UsageError } from './errors.js';
+
+/*
+ * Strict flag parsers. Commander calls them while parsing, so a bad value stops the command with
+ * exit code 2 before any file is packed or any request is sent. Each throws InvalidArgumentError,
+ * which commander turns into `option '--memory <MB>' argument 'lots' is invalid. <our reason>`.
+ */
+
+/** Integers only: `Number('1e3')`, `Number(' 8')` and `parseInt('8MB')` would all let junk through. */
+function integer(raw: string, what: string, min: number): number {
+  if (!/^-?\d+$/.test(raw)) throw new InvalidArgumentError(`${what} must be a whole number.`);
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${what} must be at least ${min}.`);
+  return n;
+}
+
+function decimal(raw: string, what: string, min: number): number {
+  if (!/^\d+(\.\d+)?$/.test(raw)) throw new InvalidArgumentError(`${what} must be a number.`);
+  const n = Number(raw);
+  if (n < min) throw new InvalidArgumentError(`${what} must be at least ${min}.`);
+  return n;
+}
+
+export const parseMemory = (raw: string) => integer(raw, 'Memory (MB)', 1);
+export const parseSeconds = (raw: string) => decimal(raw, 'Seconds', 0);
+export const parsePositiveInt = (raw: string) => integer(raw, 'The value', 1);
+export const parseNonNegativeInt = (raw: string) => integer(raw, 'The value', 0);
+export const parsePort = (raw: string) => {
+  const port = integer(raw, 'Port', 0);
+  if (port > 65535) throw new InvalidArgumentError('Port must be at most 65535.');
+  return port;
+};
+
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** `--env K=V`, repeatable: collects into an object; the value may itself contain `=`. */
+export function collectEnv(raw: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = raw.indexOf('=');
+  const key = eq < 0 ? raw : raw.slice(0, eq);
+  if (eq < 0 || !ENV_KEY.test(key)) throw new InvalidArgumentError('Expected K=V with K a valid variable name.');
+  return { ...previous, [key]: raw.slice(eq + 1) };
+}
+
+/** `--header 'K: V'`, repeatable. */
+export function collectHeader(raw: string, previous: [string, string][] = []): [string, string][] {
+  const colon = raw.indexOf(':');
+  const key = colon < 0 ? '' : raw.slice(0, colon).trim();
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key)) throw new InvalidArgumentError("Expected 'Name: value'.");
+  return [...previous, [key, raw.slice(colon + 1).trim()]];
+}
+
+/** Deploy flags as commander hands them over (all optional). */
+export interface DeployFlags {
+  name?: string;
+  runtime?: string;
+  handler?: string;
+  command?: string;
+  env?: Record<string, string>;
+  memory?: number;
+  timeout?: number;
+  concurrency?: number;
+  min?: number;
+  max?: number;
+  idleTimeout?: number;
+}
+
+/**
+ * The `config` query parameter of a deploy: only the fields the user gave, in manifest shape, so
+ * the manifest in the archive supplies the rest. Throws UsageError on contradictions (called from
+ * the action, after commander has parsed each flag on its own).
+ */
+export function buildOverrides(flags: DeployFlags): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of ['name', 'runtime', 'handler', 'command', 'env', 'memory', 'timeout', 'concurrency'] as const) {
+    if (flags[key] !== undefined) out[key] = flags[key];
+  }
+  const scale: Record<string, number> = {};
+  if (flags.min !== undefined) scale.min = flags.min;
+  if (flags.max !== undefined) scale.max = flags.max;
+  if (flags.idleTimeout !== undefined) scale.idleTimeout = flags.idleTimeout;
+  if (scale.min !== undefined && scale.max !== undefined && scale.min > scale.max) {
+    throw new UsageError(`--min (${scale.min}) must not exceed --max (${scale.max})`);
+  }
+  if (Object.keys(scale).length > 0) out.scale = scale;
+  return out;
+}
+
+const DURATION = /^(\d+)(ms|s|m|h|d)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * `--since`: an ISO time or epoch ms (what the API takes), or a duration back from now such as
+ * `10m`, which the CLI turns into an ISO time.
+ */
+export function parseSince(raw: string, now: number): string {
+  const d = DURATION.exec(raw);
+  if (d) return new Date(now - Number(d[1]) * UNIT_MS[d[2]]).toISOString();
+  if (/^\d+$/.test(raw)) return raw;
+  if (!Number.isNaN(Date.parse(raw))) return raw;
+  throw new UsageError(
+    `invalid --since '${raw}': expected an ISO time, epoch milliseconds, or a duration such as 30s, 10m, 2h`,
+  );
+}

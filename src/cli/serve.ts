@@ -1,0 +1,49 @@
+import { resolve } from 'node:path';
+import { type Command, Option } from 'commander';
+import type { CliContext } from './context.js';
+import { CliError } from './errors.js';
+import { parsePort, parsePositiveInt } from './options.js';
+
+/** What `nimbus serve` resolves its flags and environment to. */
+export interface ServeOptions {
+  host: string;
+  port: number;
+  dataDir: string;
+  maxBodyBytes?: number;
+  examples: boolean;
+}
+
+/** Starts the node; resolves when it has shut down. Supplied by the composition root (src/cmd). */
+export type ServeHook = (options: ServeOptions) => Promise<void>;
+
+export function registerServe(program: Command, ctx: CliContext, serve: ServeHook | undefined): void {
+  program
+    .command('serve')
+    .description('Run a Nimbus node: API, gateway and instances (deploys the examples on first start)')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .addOption(new Option('--port <port>', 'port to listen on (env NIMBUS_PORT, default 8080)').argParser(parsePort))
+    .option('--data <dir>', 'data directory (env NIMBUS_DATA, default .nimbus in the current directory)')
+    .option('--max-body <bytes>', 'largest request body on /fn/ (default 6 MB)', parsePositiveInt)
+    .option('--no-examples', 'do not deploy the bundled examples on first start')
+    .action(async (opts: { host: string; port?: number; data?: string; maxBody?: number; examples: boolean }) => {
+      const envPort = ctx.env.NIMBUS_PORT;
+      let port = opts.port;
+      if (port === undefined && envPort) {
+        // The flag's parser does not see the env, so the same check runs here.
+        try {
+          port = parsePort(envPort);
+        } catch {
+          throw new CliError(`invalid NIMBUS_PORT: ${envPort}`, { exitCode: 2 });
+        }
+      }
+      const options: ServeOptions = {
+        host: opts.host,
+        port: port ?? 8080,
+        dataDir: resolve(ctx.cwd, opts.data ?? (ctx.env.NIMBUS_DATA || '.nimbus')),
+        examples: opts.examples,
+      };
+      if (opts.maxBody !== undefined) options.maxBodyBytes = opts.maxBody;
+      if (!serve) throw new CliError('serve is not available in this build');
+      await serve(options);
+    });
+}
