@@ -83,6 +83,9 @@ export function createApiClient(options: { url: string; fetch?: typeof fetch }):
         throw new CliError(`cannot reach Nimbus at ${baseUrl} (is \`nimbus serve\` running?)`, { cause: err });
       }
       const detail = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
+      // fetch refuses the ports browsers block (6000, 6665-6669, 10080…) before connecting.
+      if (detail === 'bad port')
+        throw new UsageError(`fetch refuses to connect to port ${new URL(baseUrl).port}; use another port`);
       throw new CliError(`request to ${baseUrl} failed: ${detail}`, { cause: err });
     }
   }
