@@ -1,0 +1,27 @@
+/**
+ * The wire details shared by the guest and the process provider. The guest is bundled on its own
+ * and may import nothing from the host, so the host imports these from here (never the reverse).
+ */
+
+/** Starts a console line printed while serving a request: `\x1e` + requestId + `\x1f` + text. */
+export const LOG_MARK = '\x1e';
+/** Ends the request id in a marked line. */
+export const LOG_SEP = '\x1f';
+
+/** File descriptor (a pipe the provider opens) where the guest writes one readiness JSON line. */
+export const READY_FD = 3;
+
+/** The one line written on READY_FD. */
+export interface ReadyMessage {
+  ready: boolean;
+  /** Why the instance cannot start (module threw at import, app never listened…). */
+  error?: string;
+}
+
+// Mirrors runtime/types.ts and core/errors.ts (the guest cannot import host code).
+export const REQUEST_ID_HEADER = 'x-nimbus-request-id';
+export const DEADLINE_HEADER = 'x-nimbus-deadline';
+export const ERROR_HEADER = 'x-nimbus-error';
+
+/** Environment variable naming the function's own env keys (JSON array), so `env` holds only those. */
+export const ENV_KEYS_VAR = 'NIMBUS_ENV_KEYS';

@@ -1,0 +1,6 @@
+/** The runtime (provider) surface: the contract, the process provider and the conformance suite. */
+
+export { type ConformanceFixtures, runRuntimeConformance } from './conformance.js';
+export { createProcessRuntime, type ProcessRuntimeOptions } from './process/process-runtime.js';
+export type { ExitInfo, Instance, InstanceSpec, InstanceState, Runtime, RuntimeEvent } from './types.js';
+export { DEADLINE_HEADER, REQUEST_ID_HEADER } from './types.js';

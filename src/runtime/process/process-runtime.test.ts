@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { hasCode } from '../../core/errors.js';
+import { packageRoot } from '../../core/package-root.js';
+import { runRuntimeConformance } from '../conformance.js';
+import type { InstanceSpec } from '../types.js';
+import { createProcessRuntime } from './process-runtime.js';
+
+runRuntimeConformance('process', () => createProcessRuntime());
+
+const fixtures = join(packageRoot(), 'test', 'fixtures');
+const spec = (id: string, extra: Partial<InstanceSpec> = {}): InstanceSpec => ({
+  id,
+  function: 'fn',
+  revision: 'r1',
+  kind: 'node',
+  artifactDir: join(fixtures, 'functions'),
+  entry: 'echo.mjs',
+  env: {},
+  memoryMb: 128,
+  timeoutMs: 1000,
+  ...extra,
+});
+
+describe('process runtime', () => {
+  it('reports the output of a runtime that dies at once in START_FAILED', async () => {
+    const runtime = createProcessRuntime({ nodePath: join(fixtures, 'bin', 'exit-early.sh') });
+    after(() => runtime.close());
+    await assert.rejects(runtime.start(spec('early')), (err: Error) => {
+      assert.ok(hasCode(err, 'NIMBUS_ERR_START_FAILED'));
+      assert.match(err.message, /exited with code 7 before it was ready\nfake node: cannot load libnode.so/);
+      return true;
+    });
+    assert.deepEqual(runtime.list(), []);
+  });
+
+  it('fails a start that never signals readiness after startTimeoutMs, killing the process', async () => {
+    const runtime = createProcessRuntime({ nodePath: join(fixtures, 'bin', 'never-ready.sh') });
+    after(() => runtime.close());
+    const states: string[] = [];
+    runtime.subscribe((e) => e.type === 'state' && states.push(e.state));
+    await assert.rejects(runtime.start(spec('slow', { startTimeoutMs: 300 })), /not ready within 300 ms/);
+    assert.deepEqual(states, ['starting', 'failed']);
+  });
+
+  it('stops a start when its signal aborts', async () => {
+    const runtime = createProcessRuntime({ nodePath: join(fixtures, 'bin', 'never-ready.sh') });
+    after(() => runtime.close());
+    const controller = new AbortController();
+    const starting = runtime.start(spec('aborted'), { signal: controller.signal });
+    controller.abort(new Error('caller gave up'));
+    await assert.rejects(starting, (err) => hasCode(err, 'NIMBUS_ERR_START_FAILED'));
+    assert.deepEqual(runtime.list(), []);
+  });
+
+  it('never passes the host environment to instances', async () => {
+    process.env.NIMBUS_TEST_SECRET = 'leak';
+    const runtime = createProcessRuntime();
+    after(() => runtime.close());
+    const inst = await runtime.start(
+      spec('env', { kind: 'app', entry: undefined, command: ['node', '-e', ENV_APP], env: { MINE: '1' } }),
+    );
+    const env = (await (await inst.fetch(new Request('http://x/'))).json()) as Record<string, string>;
+    delete process.env.NIMBUS_TEST_SECRET;
+    assert.equal(env.NIMBUS_TEST_SECRET, undefined);
+    assert.equal(env.NODE_EXTRA_CA_CERTS, undefined);
+    assert.deepEqual([env.MINE, env.HOME, typeof env.PATH, env.NIMBUS_FUNCTION], ['1', '/tmp', 'string', 'fn']);
+  });
+});
+
+// An app that answers with its own environment.
+const ENV_APP = "require('http').createServer((q, s) => s.end(JSON.stringify(process.env))).listen(process.env.PORT)";

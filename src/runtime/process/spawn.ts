@@ -1,0 +1,134 @@
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { NimbusError } from '../../core/errors.js';
+import { ENV_KEYS_VAR, type ReadyMessage } from '../guest/protocol.js';
+import type { InstanceSpec } from '../types.js';
+
+/** What to run for one instance: the guest (function framework or watchdog) and its environment. */
+export interface SpawnPlan {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd: string;
+}
+
+/** Provider settings that shape every spawn. */
+export interface SpawnContext {
+  nodePath: string;
+  /** Directory holding function.mjs and watchdog.mjs. */
+  guestDir: string;
+  /** Platform variables under the function's env (PATH, HOME, LANG…). */
+  baseEnv: Record<string, string>;
+}
+
+/**
+ * Path of a built guest entry: `NAME.mjs`, or `NAME.js` (esbuild's default extension for
+ * `outdir`, ESM too since package.json says "type": "module"). Throws when neither exists.
+ */
+export function guestFile(dir: string, name: 'function' | 'watchdog'): string {
+  // Both may exist after a change of build settings: the newer one is the current build.
+  const found = ['.mjs', '.js'].map((ext) => join(dir, name + ext)).filter((file) => existsSync(file));
+  if (found.length === 1) return found[0]!;
+  if (found.length === 2) return statSync(found[0]!).mtimeMs >= statSync(found[1]!).mtimeMs ? found[0]! : found[1]!;
+  throw new NimbusError(
+    'NIMBUS_ERR_INTERNAL',
+    `The guest runtime is not built (no ${name}.mjs in ${dir}): run npm run build`,
+  );
+}
+
+/** V8's old-space limit as a share of the instance memory: a hog then gets a clean V8 OOM error. */
+const HEAP_SHARE = 0.75;
+
+/**
+ * The command line and a minimal explicit environment. process.env is never inherited: the
+ * machine's NODE_EXTRA_CA_CERTS alone nearly doubles Node's start time (ARCHITECTURE.md).
+ */
+export function planSpawn(spec: InstanceSpec, socketPath: string, ctx: SpawnContext): SpawnPlan {
+  const env: Record<string, string> = {
+    ...ctx.baseEnv,
+    ...spec.env,
+    [ENV_KEYS_VAR]: JSON.stringify(Object.keys(spec.env)),
+    NIMBUS_SOCKET: socketPath,
+    NIMBUS_FUNCTION: spec.function,
+    NIMBUS_REVISION: spec.revision,
+    NIMBUS_INSTANCE: spec.id,
+    NIMBUS_MEMORY_MB: String(spec.memoryMb),
+    NIMBUS_TIMEOUT_MS: String(spec.timeoutMs),
+  };
+  if (spec.kind === 'app') {
+    if (!spec.command?.length)
+      throw new NimbusError('NIMBUS_ERR_START_FAILED', `Instance ${spec.id}: app mode needs a command`);
+    env.NIMBUS_COMMAND = JSON.stringify(spec.command);
+    return { command: ctx.nodePath, args: [guestFile(ctx.guestDir, 'watchdog')], env, cwd: spec.artifactDir };
+  }
+  if (!spec.entry)
+    throw new NimbusError('NIMBUS_ERR_START_FAILED', `Instance ${spec.id}: a node function needs an entry module`);
+  env.NIMBUS_MODULE = join(spec.artifactDir, spec.entry);
+  const heapMb = Math.max(16, Math.floor(spec.memoryMb * HEAP_SHARE));
+  return {
+    command: ctx.nodePath,
+    args: [`--max-old-space-size=${heapMb}`, guestFile(ctx.guestDir, 'function')],
+    env,
+    cwd: spec.artifactDir,
+  };
+}
+
+/** Limits of the wait for readiness. */
+export interface ReadyWait {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** The last output lines, quoted when the process dies without a word. */
+  tail: () => string[];
+}
+
+/**
+ * Resolves when the guest writes `{"ready":true}` on fd 3; rejects with START_FAILED when it
+ * reports an error, exits first, the timeout passes or `signal` aborts (miniflare's readiness race).
+ * The caller kills the process on rejection.
+ */
+export function waitReady(child: ChildProcess, wait: ReadyWait): Promise<void> {
+  const pipe = child.stdio[3] as Readable;
+  return new Promise<void>((resolve, reject) => {
+    let text = '';
+    const fail = (message: string, cause?: unknown) => {
+      cleanup();
+      const tail = wait.tail();
+      const detail = tail.length > 0 && !message.includes(tail.at(-1)!) ? `\n${tail.join('\n')}` : '';
+      reject(new NimbusError('NIMBUS_ERR_START_FAILED', `${message}${detail}`, { cause }));
+    };
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      const nl = text.indexOf('\n');
+      if (nl === -1) return;
+      let msg: ReadyMessage;
+      try {
+        msg = JSON.parse(text.slice(0, nl));
+      } catch {
+        return fail(`The instance wrote an unreadable readiness line: ${text.slice(0, 200)}`);
+      }
+      if (!msg.ready) return fail(msg.error ?? 'The instance reported it cannot start');
+      cleanup();
+      resolve();
+    };
+    const onExit = (code: number | null, sig: string | null) =>
+      fail(`The instance ${code !== null ? `exited with code ${code}` : `was killed by ${sig}`} before it was ready`);
+    const onError = (err: Error) => fail(`Cannot start the instance: ${err.message}`, err);
+    const onAbort = () => fail('The start was aborted', wait.signal?.reason);
+    const timer = setTimeout(() => fail(`The instance was not ready within ${wait.timeoutMs} ms`), wait.timeoutMs);
+    function cleanup(): void {
+      clearTimeout(timer);
+      pipe.off('data', onData);
+      child.off('close', onExit);
+      child.off('error', onError);
+      wait.signal?.removeEventListener('abort', onAbort);
+    }
+    pipe.on('data', onData);
+    // 'close', not 'exit': it comes after fd 3 is drained, so a `ready:false` line is never lost.
+    child.once('close', onExit);
+    child.once('error', onError);
+    if (wait.signal?.aborted) onAbort();
+    else wait.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
