@@ -54,7 +54,10 @@ async function deploy(dir: string, opts: DeployOptions, ctx: CliContext): Promis
 
   const packed = await packDirectory(abs);
   const { stderr } = ctx;
-  await writeLine(stderr, `packing ${dir}… ${packed.files} files, ${formatBytes(packed.bytes)}`);
+  await writeLine(
+    stderr,
+    `packing ${dir}… ${packed.files} ${packed.files === 1 ? 'file' : 'files'}, ${formatBytes(packed.bytes)}`,
+  );
   await writeLine(stderr, `uploading ${formatBytes(packed.archive.length)}…`);
 
   // Streams the archive so "building…" appears when the last byte has gone out, which is when the
