@@ -126,7 +126,6 @@ function toRequest(req: IncomingMessage, path: string, requestId: string, deadli
     headers,
     body: hasBody ? (Readable.toWeb(req.pipe(limiter)) as ReadableStream) : undefined,
     signal,
-    // @ts-expect-error: Node's fetch needs `duplex: 'half'` for a streamed request body.
     duplex: 'half',
   });
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type TestNode, startTestNode, writeSource } from '../support/nimbus.js';
+import { type TestNode, readJson, startTestNode, writeSource } from '../support/nimbus.js';
 
 const hello = (word: string) => `export default { fetch: () => new Response('${word}') };\n`;
 
@@ -37,7 +37,7 @@ describe('deploying and versioning', () => {
     assert.equal(v3.body.revision, 'r3');
     assert.equal(await (await node.call('/fn/ver/')).text(), 'three');
 
-    const details = await (await node.call('/api/v1/functions/ver')).json();
+    const details = await node.json('/api/v1/functions/ver');
     assert.deepEqual(details.revisions.map((r: any) => r.id), ['r1', 'r2', 'r3']);
     assert.equal(details.function.latestRevision, 'r3');
     assert.equal(details.revisions[1].config.memory, 512);
@@ -60,43 +60,43 @@ describe('deploying and versioning', () => {
       assert.match(body.error.message, message);
     }
     assert.equal(await (await node.call('/fn/keep/')).text(), 'stable');
-    const details = await (await node.call('/api/v1/functions/keep')).json();
+    const details = await node.json('/api/v1/functions/keep');
     assert.equal(details.revisions.length, 1);
   });
 
   it('rejects an archive that is not a gzip tar, and bad query config', async () => {
     const garbage = await node.call('/api/v1/functions', { method: 'POST', body: 'not a tarball' });
     assert.equal(garbage.status, 400);
-    assert.equal((await garbage.json()).error.code, 'NIMBUS_ERR_INVALID_ARCHIVE');
+    assert.equal((await readJson(garbage)).error.code, 'NIMBUS_ERR_INVALID_ARCHIVE');
     const empty = await node.call('/api/v1/functions', { method: 'POST' });
-    assert.equal((await empty.json()).error.code, 'NIMBUS_ERR_INVALID_ARCHIVE');
+    assert.equal((await readJson(empty)).error.code, 'NIMBUS_ERR_INVALID_ARCHIVE');
     const badConfig = await node.call('/api/v1/functions?config=%7Bnope', { method: 'POST', body: 'x' });
     assert.equal(badConfig.status, 400);
-    assert.equal((await badConfig.json()).error.code, 'NIMBUS_ERR_INVALID_REQUEST');
+    assert.equal((await readJson(badConfig)).error.code, 'NIMBUS_ERR_INVALID_REQUEST');
   });
 
   it('lists, describes and deletes functions; unknown names are 404 with a JSON error', async () => {
     await node.deploy(writeSource({ 'index.js': hello('bye') }), { name: 'gone' });
-    const { functions } = await (await node.call('/api/v1/functions')).json();
+    const { functions } = await node.json('/api/v1/functions');
     assert.ok(functions.some((f: any) => f.name === 'gone' && f.runtime === 'node' && f.url.endsWith('/fn/gone/')));
     assert.equal((await node.call('/fn/gone/')).status, 200);
     const del = await node.call('/api/v1/functions/gone', { method: 'DELETE' });
-    assert.deepEqual(await del.json(), { deleted: 'gone' });
+    assert.deepEqual(await readJson(del), { deleted: 'gone' });
     assert.equal((await node.call('/fn/gone/')).status, 404);
     const missing = await node.call('/api/v1/functions/gone');
     assert.equal(missing.status, 404);
-    assert.equal((await missing.json()).error.code, 'NIMBUS_ERR_FUNCTION_NOT_FOUND');
+    assert.equal((await readJson(missing)).error.code, 'NIMBUS_ERR_FUNCTION_NOT_FOUND');
     assert.equal((await node.call('/api/v1/functions/gone', { method: 'DELETE' })).status, 404);
     const route = await node.call('/api/v1/nothing-here');
     assert.equal(route.status, 404);
-    assert.equal((await route.json()).error.code, 'NIMBUS_ERR_ROUTE_NOT_FOUND');
+    assert.equal((await readJson(route)).error.code, 'NIMBUS_ERR_ROUTE_NOT_FOUND');
   });
 
   it('serves the OpenAPI document and a health check', async () => {
-    const doc = await (await node.call('/api/v1/openapi.json')).json();
+    const doc = await node.json('/api/v1/openapi.json');
     assert.equal(doc.openapi, '3.1.0');
     assert.ok(doc.paths['/api/v1/functions'].post);
-    assert.deepEqual(await (await node.call('/healthz')).json(), { status: 'ok' });
+    assert.deepEqual(await node.json('/healthz'), { status: 'ok' });
   });
 
   it('keeps functions, revisions and artifacts across a restart', async () => {
@@ -105,7 +105,7 @@ describe('deploying and versioning', () => {
     node = await startTestNode({ dataDir });
     assert.equal(await (await node.call('/fn/durable/')).text(), 'durable');
     assert.equal(await (await node.call('/fn/ver/')).text(), 'three');
-    const details = await (await node.call('/api/v1/functions/ver')).json();
+    const details = await node.json('/api/v1/functions/ver');
     assert.equal(details.revisions.length, 3);
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { APPS, type TestNode, eventually, startTestNode } from '../support/nimbus.js';
+import { APPS, type TestNode, eventually, readJson, startTestNode } from '../support/nimbus.js';
 
 describe('invoking functions through the gateway', () => {
   let node: TestNode;
@@ -20,7 +20,7 @@ describe('invoking functions through the gateway', () => {
     assert.equal(res.headers.get('x-echo'), 'yes');
     assert.equal(res.headers.get('set-cookie'), 'a=1');
     assert.match(res.headers.get('x-nimbus-request-id') ?? '', /^[0-9a-f-]{36}$/);
-    const body = await res.json();
+    const body = await readJson(res);
     assert.equal(body.greeting, 'hello, world', 'the local module import was bundled');
     assert.equal(body.method, 'PUT');
     assert.equal(body.path, '/any/path');
@@ -31,7 +31,7 @@ describe('invoking functions through the gateway', () => {
   });
 
   it('reaches the function at / when the URL has no path after the name', async () => {
-    const body = await (await node.call('/fn/echo?x=1')).json();
+    const body = await node.json('/fn/echo?x=1');
     assert.equal(body.path, '/');
     assert.deepEqual(body.query, { x: '1' });
   });
@@ -55,9 +55,8 @@ describe('invoking functions through the gateway', () => {
         else controller.close();
       },
     });
-    // @ts-expect-error: duplex is required by Node's fetch for a streamed body.
     const res = await node.call('/fn/echo/count', { method: 'POST', body, duplex: 'half' });
-    assert.deepEqual(await res.json(), { bytes: 20_000 });
+    assert.deepEqual(await readJson(res), { bytes: 20_000 });
   });
 
   it('runs an unmodified Lambda handler with an API Gateway v2 event', async () => {
@@ -65,35 +64,35 @@ describe('invoking functions through the gateway', () => {
     assert.equal(res.status, 201);
     assert.equal(res.headers.get('x-lambda'), 'yes');
     assert.equal(res.headers.get('set-cookie'), 'session=abc');
-    const body = await res.json();
+    const body = await readJson(res);
     assert.deepEqual({ ...body, requestId: undefined }, { method: 'POST', rawPath: '/orders', query: { id: '7' }, body: 'hi', remaining: true, requestId: undefined });
     assert.equal(body.requestId, res.headers.get('x-nimbus-request-id'));
     const plain = await node.call('/fn/lambda/plain');
     assert.equal(plain.headers.get('content-type'), 'application/json');
-    assert.deepEqual(await plain.json(), { ok: true, from: 'lambda' });
+    assert.deepEqual(await readJson(plain), { ok: true, from: 'lambda' });
   });
 
   it('runs a Python program in app mode, unchanged, behind the watchdog', async () => {
     const res = await node.call('/fn/py-app/hello?x=1', { method: 'POST', body: 'from test' });
     assert.equal(res.status, 200);
-    assert.deepEqual(await res.json(), { lang: 'python', method: 'POST', path: '/hello?x=1', body: 'from test' });
+    assert.deepEqual(await readJson(res), { lang: 'python', method: 'POST', path: '/hello?x=1', body: 'from test' });
   });
 
   it('answers 404 with a platform error for an unknown function', async () => {
     const res = await node.call('/fn/nope/');
     assert.equal(res.status, 404);
     assert.equal(res.headers.get('x-nimbus-error'), 'NIMBUS_ERR_FUNCTION_NOT_FOUND');
-    assert.equal((await res.json()).error.code, 'NIMBUS_ERR_FUNCTION_NOT_FOUND');
+    assert.equal((await readJson(res)).error.code, 'NIMBUS_ERR_FUNCTION_NOT_FOUND');
   });
 
   it('answers 500 when the function throws, and logs the stack with the request id', async () => {
     const res = await node.call('/fn/echo/throw');
     assert.equal(res.status, 500);
     assert.equal(res.headers.get('x-nimbus-error'), 'NIMBUS_ERR_FUNCTION_ERROR');
-    assert.match((await res.json()).error.message, /boom from the function/);
+    assert.match((await readJson(res)).error.message, /boom from the function/);
     const requestId = res.headers.get('x-nimbus-request-id')!;
     const logs = await eventually(async () => {
-      const { logs } = await (await node.call(`/api/v1/functions/echo/logs?requestId=${requestId}`)).json();
+      const { logs } = await node.json(`/api/v1/functions/echo/logs?requestId=${requestId}`);
       return logs.some((l: any) => /boom from the function/.test(l.line)) && logs;
     });
     assert.ok(logs.every((l: any) => l.requestId === requestId));
@@ -142,7 +141,7 @@ describe('invoking functions through the gateway', () => {
     const res = await node.call('/fn/echo/log?tag=t42');
     const requestId = res.headers.get('x-nimbus-request-id');
     const line = await eventually(async () => {
-      const { logs } = await (await node.call('/api/v1/functions/echo/logs?limit=1000')).json();
+      const { logs } = await node.json('/api/v1/functions/echo/logs?limit=1000');
       return logs.find((l: any) => l.line === 'log line t42');
     });
     assert.equal(line.requestId, requestId);

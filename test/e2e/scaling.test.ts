@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { APPS, type TestNode, eventually, startTestNode } from '../support/nimbus.js';
 
-const instances = async (node: TestNode, name: string) => (await (await node.call(`/api/v1/functions/${name}`)).json()).instances as any[];
+const instances = async (node: TestNode, name: string) => (await node.json(`/api/v1/functions/${name}`)).instances as any[];
 
 describe('scaling on one node', () => {
   let node: TestNode;
@@ -47,7 +47,7 @@ describe('scaling on one node', () => {
     const { body } = await node.deploy(`${APPS}/echo`, { name: 'roll', env: { GREETING: 'hi' } });
     assert.equal(body.revision, 'r2');
     assert.equal((await node.call('/fn/roll/')).status, 200);
-    assert.equal((await (await node.call('/fn/roll/')).json()).greeting, 'hi, world');
+    assert.equal((await node.json('/fn/roll/')).greeting, 'hi, world');
     const done = await slow;
     assert.equal(done.status, 200);
     assert.match(await done.text(), /^slept /);

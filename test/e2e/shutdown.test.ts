@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { APPS, eventually } from '../support/nimbus.js';
+import { APPS, eventually, readJson } from '../support/nimbus.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -36,7 +36,7 @@ describe('nimbus serve as a process', () => {
     const pid = Number(await (await fetch(`${url}/fn/echo/pid`)).text());
     const slow = fetch(`${url}/fn/echo/sleep?ms=700`);
     await eventually(async () => {
-      const { instances } = await (await fetch(`${url}/api/v1/functions/echo`)).json();
+      const { instances } = await readJson(await fetch(`${url}/api/v1/functions/echo`));
       return instances.some((i: { inFlight: number }) => i.inFlight === 1);
     }, 5000, 'the slow request to be in flight');
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));

@@ -13,6 +13,8 @@ export interface TestNode extends NimbusNode {
   deploy(dir: string, overrides?: Record<string, unknown>): Promise<{ status: number; body: any }>;
   /** fetch against the node: `call('/fn/echo/x')`. */
   call(path: string, init?: RequestInit): Promise<Response>;
+  /** `call`, then the body parsed as JSON. */
+  json(path: string, init?: RequestInit): Promise<any>;
   /** Closes the node and removes its data dir. */
   dispose(): Promise<void>;
 }
@@ -26,6 +28,7 @@ export async function startTestNode(options: Partial<NimbusOptions> = {}): Promi
     ...node,
     dataDir,
     call,
+    json: async (path, init) => readJson(await call(path, init)),
     async deploy(dir, overrides = {}) {
       const { archive } = await packDirectory(dir);
       const q = new URLSearchParams({ config: JSON.stringify(overrides) });
@@ -37,6 +40,11 @@ export async function startTestNode(options: Partial<NimbusOptions> = {}): Promi
       if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A response body as JSON, typed loosely for assertions. */
+export async function readJson(res: Response): Promise<any> {
+  return res.json();
 }
 
 /** Writes a throw-away source directory from `{ path: content }`. */
