@@ -28,7 +28,7 @@ const manifestError = (message: string, details: Record<string, unknown> = {}) =
  * The name is overrides.name, else the manifest's, else `nameHint`. `handler` (runtime node)
  * defaults to the first of HANDLER_CANDIDATES present, else package.json `main`, and must exist
  * in `files`. Throws NIMBUS_ERR_INVALID_MANIFEST naming the file and field for any bad value,
- * NIMBUS_ERR_INVALID_NAME for a missing or invalid name. Manifest reference: docs/manifest.md.
+ * NIMBUS_ERR_INVALID_NAME for a missing or invalid name. Manifest reference: src/build/README.md.
  */
 export function resolveConfig(
   files: readonly SourceFile[],

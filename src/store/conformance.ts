@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { hasCode } from '../core/errors.js';
-import type { Bucket, Store, WatchEvent } from './types.js';
+import { watchCases } from './conformance-watch.js';
+import type { Bucket, Store } from './types.js';
 
 /**
  * The behaviour every Store backend must show, as a node:test suite. Call it from the backend's
@@ -22,30 +23,8 @@ export function runStoreConformance(
   let bucket: Bucket<unknown>;
   const freshName = () => `conf_${process.pid}_${Date.now().toString(36)}_${++seq}`;
 
-  /** The next `count` events of a watch, failing (not hanging) if they do not come in time. */
-  async function take<T>(events: AsyncIterable<WatchEvent<T>>, count: number): Promise<WatchEvent<T>[]> {
-    const got: WatchEvent<T>[] = [];
-    if (count === 0) return got;
-    const iterator = events[Symbol.asyncIterator]();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`watch gave ${got.length} of ${count} events`)), watchTimeoutMs);
-    });
-    try {
-      while (got.length < count) {
-        const r = await Promise.race([iterator.next(), timeout]);
-        if (r.done) throw new Error(`watch ended after ${got.length} of ${count} events`);
-        got.push(r.value);
-      }
-      return got;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
   const conflict = (err: unknown) => hasCode(err, 'NIMBUS_ERR_CONFLICT');
   const invalid = (err: unknown) => hasCode(err, 'NIMBUS_ERR_INVALID_REQUEST');
-  const summary = (events: WatchEvent<unknown>[]) =>
-    events.map((e) => (e.type === 'put' ? `put ${e.entry.key}@${e.entry.revision}` : `del ${e.key}@${e.revision}`));
 
   describe(`Store conformance: ${name}`, () => {
     beforeEach(async () => {
@@ -220,93 +199,6 @@ export function runStoreConformance(
       });
     });
 
-    describe('watch', () => {
-      it('sees puts and deletes made after it returned, in order, with their revisions', async () => {
-        await bucket.put('before', 0);
-        const ac = new AbortController();
-        const events = bucket.watch({ signal: ac.signal });
-        // Written before the first next(): must still be seen.
-        const r1 = await bucket.put('a', 1);
-        const r2 = await bucket.update('a', 2, r1);
-        await bucket.delete('a');
-        const r4 = await bucket.create('b', { x: true });
-        const got = await take(events, 4);
-        ac.abort();
-        assert.equal(got[0]?.type === 'put' && got[0].entry.value, 1);
-        assert.deepEqual((got[3] as { entry: unknown }).entry, { key: 'b', value: { x: true }, revision: r4 });
-        assert.deepEqual(summary(got).slice(0, 2), [`put a@${r1}`, `put a@${r2}`]);
-        assert.equal(got[2]?.type, 'delete');
-        assert.equal((got[2] as { key: string }).key, 'a');
-        const revs = got.map((e) => (e.type === 'put' ? e.entry.revision : e.revision));
-        for (let i = 1; i < revs.length; i++) assert.ok(revs[i]! > revs[i - 1]!);
-      });
-      it('with a prefix sees only keys under it', async () => {
-        const ac = new AbortController();
-        const events = bucket.watch({ prefix: 'fn/', signal: ac.signal });
-        await bucket.put('rev/1', 1);
-        await bucket.put('fn/a', 1);
-        await bucket.put('fnx', 1);
-        await bucket.delete('rev/1');
-        await bucket.delete('fn/a');
-        await bucket.put('fn/b', 2);
-        const got = await take(events, 3);
-        ac.abort();
-        assert.deepEqual(
-          got.map((e) => (e.type === 'put' ? `put ${e.entry.key}` : `del ${e.key}`)),
-          ['put fn/a', 'del fn/a', 'put fn/b'],
-        );
-      });
-      it('does not see other buckets', async () => {
-        const ac = new AbortController();
-        const events = bucket.watch({ signal: ac.signal });
-        await store.bucket(freshName()).put('k', 'other');
-        await bucket.put('k', 'mine');
-        const got = await take(events, 1);
-        ac.abort();
-        assert.equal(got[0]?.type === 'put' && got[0].entry.value, 'mine');
-      });
-      it('gives every watcher every event', async () => {
-        const ac = new AbortController();
-        const one = bucket.watch({ signal: ac.signal });
-        const two = bucket.watch({ signal: ac.signal });
-        await bucket.put('a', 1);
-        await bucket.put('b', 2);
-        const [g1, g2] = await Promise.all([take(one, 2), take(two, 2)]);
-        ac.abort();
-        assert.deepEqual(summary(g1), summary(g2));
-      });
-      it('ends its iterator when the signal aborts', async () => {
-        const ac = new AbortController();
-        const events = bucket.watch({ signal: ac.signal });
-        const seen: string[] = [];
-        const loop = (async () => {
-          for await (const e of events) {
-            seen.push(e.type);
-            if (seen.length === 1) ac.abort();
-          }
-        })();
-        await bucket.put('a', 1);
-        await loop;
-        assert.deepEqual(seen, ['put']);
-        await bucket.put('b', 2); // writes after the end are not an error
-      });
-      it('ends at once with an already-aborted signal', async () => {
-        const events = bucket.watch({ signal: AbortSignal.abort() });
-        await bucket.put('a', 1);
-        const seen = [];
-        for await (const e of events) seen.push(e);
-        assert.deepEqual(seen, []);
-      });
-      it('stops when the loop breaks', async () => {
-        const events = bucket.watch();
-        await bucket.put('a', 1);
-        await bucket.put('b', 2);
-        for await (const e of events) {
-          assert.equal(e.type, 'put');
-          break;
-        }
-        await bucket.put('c', 3);
-      });
-    });
+    watchCases({ store: () => store, bucket: () => bucket, freshName, watchTimeoutMs });
   });
 }
