@@ -285,6 +285,17 @@ export function runRuntimeConformance(
         await assert.rejects(call(fn, '/'), (err) => hasCode(err, 'NIMBUS_ERR_INSTANCE_CRASHED'));
       });
 
+      it('lets in-flight requests finish on a graceful stop', async () => {
+        const fn = await runtime.start(spec('echo.mjs'));
+        const started = nextEvent((e) => e.type === 'log' && e.id === fn.id && e.line === 'slow started');
+        const pending = call(fn, '/slow');
+        await started;
+        const stopping = runtime.stop(fn.id, { graceMs: 5000 });
+        assert.equal(await (await pending).text(), 'slow done');
+        await stopping;
+        assert.equal(fn.state, 'stopped');
+      });
+
       it('lists live instances; stop is idempotent and ignores unknown ids', async () => {
         const a = await runtime.start(spec('echo.mjs'));
         assert.ok(runtime.list().some((i) => i.id === a.id));

@@ -70,10 +70,6 @@ function serveFetch(
 ): void {
   const requestId = requestIdOf(req);
   currentRequest.run(requestId, async () => {
-    const controller = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) controller.abort(new Error('The client closed the connection'));
-    });
     const ctx = {
       requestId,
       waitUntil(promise: Promise<unknown>) {
@@ -85,7 +81,7 @@ function serveFetch(
     };
     let response: Response;
     try {
-      response = toResponse(await fn(toRequest(req, controller.signal), env, ctx));
+      response = toResponse(await fn(toRequest(req, res), env, ctx));
     } catch (err) {
       return fail(res, err);
     }

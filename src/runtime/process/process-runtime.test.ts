@@ -54,6 +54,21 @@ describe('process runtime', () => {
     assert.deepEqual(runtime.list(), []);
   });
 
+  it('gives a memory hog a clean V8 out-of-memory error below its memory size', async () => {
+    const runtime = createProcessRuntime();
+    after(() => runtime.close());
+    const inst = await runtime.start(spec('hog', { memoryMb: 64 }));
+    const oom = new Promise<string>((resolve) =>
+      runtime.subscribe((e) => e.type === 'log' && /heap out of memory/.test(e.line) && resolve(e.line)),
+    );
+    const failed = new Promise((resolve) =>
+      runtime.subscribe((e) => e.type === 'state' && e.state === 'failed' && resolve(e.exit)),
+    );
+    await assert.rejects(inst.fetch(new Request('http://x/hog')), (err) => hasCode(err, 'NIMBUS_ERR_INSTANCE_CRASHED'));
+    assert.match(await oom, /Reached heap limit/);
+    assert.equal(((await failed) as { expected: boolean }).expected, false);
+  });
+
   it('never passes the host environment to instances', async () => {
     process.env.NIMBUS_TEST_SECRET = 'leak';
     const runtime = createProcessRuntime();
