@@ -2,13 +2,17 @@
 // server until its first response, side by side in one run.
 // Run: npm run build && node --import tsx bench/cold-start.ts [runs=20]
 import { join } from 'node:path';
-import { ROOT, deploy, percentile, spawnUntil, startNimbusProcess } from './support.js';
+import { deploy, percentile, ROOT, spawnUntil, startNimbusProcess } from './support.js';
 
 const runs = Number(process.argv[2] ?? 20);
 
 async function bareColdStart(): Promise<number> {
   const t0 = performance.now();
-  const { child, match } = await spawnUntil(process.execPath, [join(ROOT, 'bench/fixtures/bare-server.mjs')], /listening (\d+)/);
+  const { child, match } = await spawnUntil(
+    process.execPath,
+    [join(ROOT, 'bench/fixtures/bare-server.mjs')],
+    /listening (\d+)/,
+  );
   await (await fetch(`http://127.0.0.1:${match[1]}/`)).text();
   const ms = performance.now() - t0;
   child.kill();

@@ -3,7 +3,7 @@
 // Run: npm run build && node --import tsx bench/gateway.ts [seconds=5] [connections=16] [rounds=3]
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { ROOT, deploy, spawnUntil, startNimbusProcess } from './support.js';
+import { deploy, ROOT, spawnUntil, startNimbusProcess } from './support.js';
 
 const [seconds = '5', connections = '16', rounds = '3'] = process.argv.slice(2);
 
@@ -28,7 +28,11 @@ function wrk(url: string): WrkResult {
 const bare = await spawnUntil(process.execPath, [join(ROOT, 'bench/fixtures/bare-server.mjs')], /listening (\d+)/);
 const bareUrl = `http://127.0.0.1:${bare.match[1]}/`;
 const nimbus = await startNimbusProcess();
-await deploy(nimbus.url, join(ROOT, 'bench/fixtures/hello'), { name: 'hello', concurrency: 100, scale: { min: 1, max: 1 } });
+await deploy(nimbus.url, join(ROOT, 'bench/fixtures/hello'), {
+  name: 'hello',
+  concurrency: 100,
+  scale: { min: 1, max: 1 },
+});
 const fnUrl = `${nimbus.url}/fn/hello/`;
 await fetch(fnUrl).then((r) => r.text());
 

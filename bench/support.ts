@@ -6,8 +6,17 @@ import { join } from 'node:path';
 export const ROOT = join(import.meta.dirname, '..');
 
 /** Spawns a process and resolves once a line of its stdout matches `ready`. */
-export function spawnUntil(cmd: string, args: string[], ready: RegExp, env: Record<string, string> = {}): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
-  const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env } });
+export function spawnUntil(
+  cmd: string,
+  args: string[],
+  ready: RegExp,
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+  const child = spawn(cmd, args, {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+  });
   let out = '';
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (d) => {
@@ -22,14 +31,21 @@ export function spawnUntil(cmd: string, args: string[], ready: RegExp, env: Reco
 /** A Nimbus node as its own process, with a temp data dir. */
 export async function startNimbusProcess(): Promise<{ url: string; child: ChildProcess }> {
   const data = mkdtempSync(join(tmpdir(), 'nimbus-bench-'));
-  const { child, match } = await spawnUntil(process.execPath, ['bin/nimbus.js', 'serve', '--port', '0', '--data', data, '--no-examples'], /listening on (http:\/\/[\d.:]+)/);
+  const { child, match } = await spawnUntil(
+    process.execPath,
+    ['bin/nimbus.js', 'serve', '--port', '0', '--data', data, '--no-examples'],
+    /listening on (http:\/\/[\d.:]+)/,
+  );
   return { url: match[1]!, child };
 }
 
 export async function deploy(url: string, dir: string, config: Record<string, unknown>): Promise<string> {
   const { packDirectory } = await import('../src/cli/pack.js');
   const { archive } = await packDirectory(dir);
-  const res = await fetch(`${url}/api/v1/functions?config=${encodeURIComponent(JSON.stringify(config))}`, { method: 'POST', body: archive });
+  const res = await fetch(`${url}/api/v1/functions?config=${encodeURIComponent(JSON.stringify(config))}`, {
+    method: 'POST',
+    body: archive,
+  });
   const body = (await res.json()) as { revision: string; error?: unknown };
   if (res.status >= 300) throw new Error(`deploy failed: ${JSON.stringify(body)}`);
   return body.revision;

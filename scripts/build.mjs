@@ -2,7 +2,14 @@
 // (dist/guest/*.mjs, self-contained: it runs inside instances and must start fast).
 import { build } from 'esbuild';
 
-const common = { bundle: true, platform: 'node', target: 'node20', format: 'esm', sourcemap: 'linked', logLevel: 'warning' };
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+};
 
 await Promise.all([
   build({ ...common, entryPoints: ['src/cmd/main.ts'], outfile: 'dist/nimbus.mjs', packages: 'external' }),

@@ -72,7 +72,16 @@ export class FunctionsService {
       if (latest?.value.identity === identity) return { created: false, revision: latest.value };
     }
     const number = (current?.value.revisionCount ?? 0) + 1;
-    const revision: RevisionRecord = { id: `r${number}`, function: name, number, digest, identity, config, entry, createdAt: now };
+    const revision: RevisionRecord = {
+      id: `r${number}`,
+      function: name,
+      number,
+      digest,
+      identity,
+      config,
+      entry,
+      createdAt: now,
+    };
     await this.revisions.put(`${name}/${revision.id}`, revision);
     const record: FunctionRecord = {
       name,
@@ -104,9 +113,19 @@ export class FunctionsService {
     const fn = await this.#find(name);
     const revisions = (await this.revisions.list(`${name}/`)).map((e) => e.value).sort((a, b) => a.number - b.number);
     const latest = revisions.find((r) => r.id === fn.latestRevision);
-    if (!latest) throw new NimbusError('NIMBUS_ERR_INTERNAL', `Function ${name} points at a missing revision ${fn.latestRevision}`);
+    if (!latest)
+      throw new NimbusError(
+        'NIMBUS_ERR_INTERNAL',
+        `Function ${name} points at a missing revision ${fn.latestRevision}`,
+      );
     const startError = this.#hooks.startError(name, fn.latestRevision);
-    return { function: fn, config: latest.config, revisions, instances: this.#hooks.instances(name), ...(startError ? { startError } : {}) };
+    return {
+      function: fn,
+      config: latest.config,
+      revisions,
+      instances: this.#hooks.instances(name),
+      ...(startError ? { startError } : {}),
+    };
   }
 
   async remove(name: string): Promise<void> {
@@ -120,7 +139,8 @@ export class FunctionsService {
   }
 
   async #find(name: string): Promise<FunctionRecord> {
-    if (!isValidFunctionName(name)) throw new NimbusError('NIMBUS_ERR_INVALID_NAME', `Invalid function name: ${JSON.stringify(name)}`);
+    if (!isValidFunctionName(name))
+      throw new NimbusError('NIMBUS_ERR_INVALID_NAME', `Invalid function name: ${JSON.stringify(name)}`);
     const entry = await this.functions.get(name);
     if (!entry) throw new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function not found: ${name}`);
     return entry.value;

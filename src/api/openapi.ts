@@ -1,25 +1,65 @@
 /** The OpenAPI 3.1 description of the control-plane API, served at /api/v1/openapi.json. */
 const error = { $ref: '#/components/schemas/Error' };
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: error } } });
-const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,62}$' } };
+const nameParam = {
+  name: 'name',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,62}$' },
+};
 
 export const openApiDocument = {
   openapi: '3.1.0',
-  info: { title: 'Nimbus API', version: '1', description: 'Control plane of Nimbus. Functions themselves are served under /fn/NAME/.' },
+  info: {
+    title: 'Nimbus API',
+    version: '1',
+    description: 'Control plane of Nimbus. Functions themselves are served under /fn/NAME/.',
+  },
   paths: {
-    '/healthz': { get: { summary: 'Liveness', responses: { 200: { description: 'Serving' }, 503: { description: 'Draining' } } } },
+    '/healthz': {
+      get: { summary: 'Liveness', responses: { 200: { description: 'Serving' }, 503: { description: 'Draining' } } },
+    },
     '/api/v1/functions': {
-      get: { summary: 'List functions', responses: { 200: { description: 'Functions', content: { 'application/json': { schema: { type: 'object', properties: { functions: { type: 'array', items: { $ref: '#/components/schemas/FunctionSummary' } } } } } } } } },
+      get: {
+        summary: 'List functions',
+        responses: {
+          200: {
+            description: 'Functions',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  properties: { functions: { type: 'array', items: { $ref: '#/components/schemas/FunctionSummary' } } },
+                },
+              },
+            },
+          },
+        },
+      },
       post: {
         summary: 'Deploy a source directory (gzip-compressed tar); makes a new revision unless nothing changed',
         parameters: [
           { name: 'config', in: 'query', description: 'JSON object of manifest overrides', schema: { type: 'string' } },
-          { name: 'name', in: 'query', description: 'Name used when neither config nor manifest names the function', schema: { type: 'string' } },
+          {
+            name: 'name',
+            in: 'query',
+            description: 'Name used when neither config nor manifest names the function',
+            schema: { type: 'string' },
+          },
         ],
-        requestBody: { required: true, content: { 'application/gzip': { schema: { type: 'string', format: 'binary' } } } },
+        requestBody: {
+          required: true,
+          content: { 'application/gzip': { schema: { type: 'string', format: 'binary' } } },
+        },
         responses: {
-          200: { description: 'Identical source and config: no new revision', content: { 'application/json': { schema: { $ref: '#/components/schemas/DeployResult' } } } },
-          201: { description: 'New revision', content: { 'application/json': { schema: { $ref: '#/components/schemas/DeployResult' } } } },
+          200: {
+            description: 'Identical source and config: no new revision',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/DeployResult' } } },
+          },
+          201: {
+            description: 'New revision',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/DeployResult' } } },
+          },
           400: errorResponse('Bad archive, manifest, name or source'),
           413: errorResponse('Upload too large'),
         },
@@ -27,8 +67,14 @@ export const openApiDocument = {
     },
     '/api/v1/functions/{name}': {
       parameters: [nameParam],
-      get: { summary: 'Describe a function: config, revisions, instances', responses: { 200: { description: 'Details' }, 404: errorResponse('Unknown function') } },
-      delete: { summary: 'Delete a function and stop its instances', responses: { 200: { description: 'Deleted' }, 404: errorResponse('Unknown function') } },
+      get: {
+        summary: 'Describe a function: config, revisions, instances',
+        responses: { 200: { description: 'Details' }, 404: errorResponse('Unknown function') },
+      },
+      delete: {
+        summary: 'Delete a function and stop its instances',
+        responses: { 200: { description: 'Deleted' }, 404: errorResponse('Unknown function') },
+      },
     },
     '/api/v1/functions/{name}/logs': {
       parameters: [
@@ -38,7 +84,13 @@ export const openApiDocument = {
         { name: 'requestId', in: 'query', schema: { type: 'string' } },
         { name: 'follow', in: 'query', description: 'true: stream as server-sent events', schema: { type: 'boolean' } },
       ],
-      get: { summary: 'Function logs', responses: { 200: { description: 'JSON {logs}, or text/event-stream with follow=true' }, 404: errorResponse('Unknown function') } },
+      get: {
+        summary: 'Function logs',
+        responses: {
+          200: { description: 'JSON {logs}, or text/event-stream with follow=true' },
+          404: errorResponse('Unknown function'),
+        },
+      },
     },
   },
   components: {
@@ -46,11 +98,23 @@ export const openApiDocument = {
       Error: {
         type: 'object',
         required: ['error'],
-        properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } } } },
+        properties: {
+          error: {
+            type: 'object',
+            required: ['code', 'message'],
+            properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } },
+          },
+        },
       },
       DeployResult: {
         type: 'object',
-        properties: { function: { type: 'string' }, revision: { type: 'string' }, created: { type: 'boolean' }, digest: { type: 'string' }, url: { type: 'string' } },
+        properties: {
+          function: { type: 'string' },
+          revision: { type: 'string' },
+          created: { type: 'boolean' },
+          digest: { type: 'string' },
+          url: { type: 'string' },
+        },
       },
       FunctionSummary: {
         type: 'object',
@@ -62,7 +126,10 @@ export const openApiDocument = {
           url: { type: 'string' },
           createdAt: { type: 'string' },
           updatedAt: { type: 'string' },
-          instances: { type: 'object', properties: { ready: { type: 'integer' }, starting: { type: 'integer' }, busy: { type: 'integer' } } },
+          instances: {
+            type: 'object',
+            properties: { ready: { type: 'integer' }, starting: { type: 'integer' }, busy: { type: 'integer' } },
+          },
         },
       },
     },

@@ -37,7 +37,9 @@ export function createApi(options: ApiOptions): Hono {
 
   app.get('/api/v1/functions', async (c) => {
     const all = await service.list();
-    return c.json({ functions: all.map(({ record, config }) => summary(c, record, config, service.instancesOf(record.name))) });
+    return c.json({
+      functions: all.map(({ record, config }) => summary(c, record, config, service.instancesOf(record.name))),
+    });
   });
 
   app.post('/api/v1/functions', async (c) => {
@@ -45,7 +47,13 @@ export function createApi(options: ApiOptions): Hono {
     const overrides = parseOverrides(c.req.query('config'));
     const { created, revision } = await service.deploy({ archive, overrides, nameHint: c.req.query('name') });
     return c.json(
-      { function: revision.function, revision: revision.id, created, digest: revision.digest, url: functionUrl(c, revision.function) },
+      {
+        function: revision.function,
+        revision: revision.id,
+        created,
+        digest: revision.digest,
+        url: functionUrl(c, revision.function),
+      },
       created ? 201 : 200,
     );
   });
@@ -55,7 +63,13 @@ export function createApi(options: ApiOptions): Hono {
     return c.json({
       function: summary(c, d.function, d.config, d.instances),
       config: d.config,
-      revisions: d.revisions.map((r) => ({ id: r.id, number: r.number, digest: r.digest, createdAt: r.createdAt, config: r.config })),
+      revisions: d.revisions.map((r) => ({
+        id: r.id,
+        number: r.number,
+        digest: r.digest,
+        createdAt: r.createdAt,
+        config: r.config,
+      })),
       instances: d.instances,
       ...(d.startError ? { startError: d.startError } : {}),
     });
@@ -118,7 +132,11 @@ function summary(c: Context, record: FunctionRecord, config: FunctionConfig, ins
     updatedAt: record.updatedAt,
     runtime: config.runtime,
     url: functionUrl(c, record.name),
-    instances: { ready: count('ready'), starting: count('starting'), busy: instances.filter((i) => i.inFlight > 0).length },
+    instances: {
+      ready: count('ready'),
+      starting: count('starting'),
+      busy: instances.filter((i) => i.inFlight > 0).length,
+    },
   };
 }
 
@@ -128,10 +146,15 @@ function functionUrl(c: Context, name: string): string {
 
 async function readUpload(c: Context, max: number): Promise<Buffer> {
   const declared = Number(c.req.header('content-length') ?? 0);
-  const tooLarge = () => new NimbusError('NIMBUS_ERR_PAYLOAD_TOO_LARGE', `Upload is larger than the limit of ${max} bytes`);
+  const tooLarge = () =>
+    new NimbusError('NIMBUS_ERR_PAYLOAD_TOO_LARGE', `Upload is larger than the limit of ${max} bytes`);
   if (declared > max) throw tooLarge();
   const body = c.req.raw.body;
-  if (!body) throw new NimbusError('NIMBUS_ERR_INVALID_ARCHIVE', 'The request has no body: send a gzip-compressed tar of the source directory');
+  if (!body)
+    throw new NimbusError(
+      'NIMBUS_ERR_INVALID_ARCHIVE',
+      'The request has no body: send a gzip-compressed tar of the source directory',
+    );
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of body as AsyncIterable<Uint8Array>) {
@@ -139,7 +162,11 @@ async function readUpload(c: Context, max: number): Promise<Buffer> {
     if (size > max) throw tooLarge();
     chunks.push(chunk);
   }
-  if (size === 0) throw new NimbusError('NIMBUS_ERR_INVALID_ARCHIVE', 'The request body is empty: send a gzip-compressed tar of the source directory');
+  if (size === 0)
+    throw new NimbusError(
+      'NIMBUS_ERR_INVALID_ARCHIVE',
+      'The request body is empty: send a gzip-compressed tar of the source directory',
+    );
   return Buffer.concat(chunks);
 }
 
@@ -149,7 +176,10 @@ function parseOverrides(raw: string | undefined): Record<string, unknown> {
   try {
     value = JSON.parse(raw);
   } catch (err) {
-    throw new NimbusError('NIMBUS_ERR_INVALID_REQUEST', `Query parameter config is not valid JSON: ${(err as Error).message}`);
+    throw new NimbusError(
+      'NIMBUS_ERR_INVALID_REQUEST',
+      `Query parameter config is not valid JSON: ${(err as Error).message}`,
+    );
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new NimbusError('NIMBUS_ERR_INVALID_REQUEST', 'Query parameter config must be a JSON object');
@@ -160,13 +190,21 @@ function parseOverrides(raw: string | undefined): Record<string, unknown> {
 function intParam(raw: string | undefined, name: string, min: number, max: number): number | undefined {
   if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new NimbusError('NIMBUS_ERR_INVALID_REQUEST', `${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new NimbusError(
+      'NIMBUS_ERR_INVALID_REQUEST',
+      `${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`,
+    );
   return n;
 }
 
 function timeParam(raw: string | undefined): number | undefined {
   if (raw === undefined || raw === '') return undefined;
   const t = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-  if (Number.isNaN(t)) throw new NimbusError('NIMBUS_ERR_INVALID_REQUEST', `since: expected an ISO time or epoch milliseconds, got ${JSON.stringify(raw)}`);
+  if (Number.isNaN(t))
+    throw new NimbusError(
+      'NIMBUS_ERR_INVALID_REQUEST',
+      `since: expected an ISO time or epoch milliseconds, got ${JSON.stringify(raw)}`,
+    );
   return t;
 }

@@ -27,7 +27,10 @@ async function printBanner(node: NimbusNode): Promise<void> {
   // Show an example answering, so a newcomer sees the whole path work end to end.
   const hello = functions.find((f) => f.name === 'hello');
   if (hello && node.examples.length > 0) {
-    const answer = await fetch(hello.url).then((r) => r.text(), (e) => `(no answer: ${e.message})`);
+    const answer = await fetch(hello.url).then(
+      (r) => r.text(),
+      (e) => `(no answer: ${e.message})`,
+    );
     console.log(`\n$ curl ${hello.url}\n${answer.trim()}\n`);
   }
 }

@@ -1,9 +1,10 @@
 import { mkdirSync, readdirSync } from 'node:fs';
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { getRequestListener } from '@hono/node-server';
-import { FunctionsService, createApi } from '../api/index.js';
+import { createApi, FunctionsService } from '../api/index.js';
+import { packDirectory } from '../cli/pack.js';
 import { systemClock } from '../core/clock.js';
 import { NimbusError } from '../core/errors.js';
 import { packageRoot } from '../core/package-root.js';
@@ -12,7 +13,6 @@ import { createInstanceManager } from '../instances/index.js';
 import { createLogStore } from '../observe/log-store.js';
 import { createProcessRuntime } from '../runtime/index.js';
 import { createLocalArtifactStore, createSqliteStore } from '../store/index.js';
-import { packDirectory } from '../cli/pack.js';
 
 export interface NimbusOptions {
   /** Default 127.0.0.1. */
@@ -57,7 +57,9 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       const { before, after } = await resolver.refresh(name);
       // The old revision drains in the background; a deleted function's held requests fail now.
       if (before && before.key !== after?.key) {
-        const gone = after ? undefined : new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function ${name} was deleted`);
+        const gone = after
+          ? undefined
+          : new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function ${name} was deleted`);
         void manager.retire(before.key, gone);
       }
       if (after) manager.ensureMin(after);
@@ -126,7 +128,11 @@ async function deployExamples(service: FunctionsService): Promise<string[]> {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     if (!entry.isDirectory()) continue;
     try {
-      const { revision } = await service.deploy({ archive: (await packDirectory(join(dir, entry.name))).archive, overrides: {}, nameHint: entry.name });
+      const { revision } = await service.deploy({
+        archive: (await packDirectory(join(dir, entry.name))).archive,
+        overrides: {},
+        nameHint: entry.name,
+      });
       names.push(revision.function);
     } catch (err) {
       console.error(`nimbus: example ${entry.name} did not deploy: ${(err as Error).message}`);

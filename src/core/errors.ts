@@ -5,24 +5,92 @@
  * the two in step.
  */
 export const ErrorCodes = {
-  NIMBUS_ERR_INVALID_REQUEST: { status: 400, userFault: true, fix: 'Check the request body and parameters against /api/v1/openapi.json.' },
-  NIMBUS_ERR_INVALID_NAME: { status: 400, userFault: true, fix: 'Use 1-63 lowercase letters, digits and dashes, starting with a letter.' },
-  NIMBUS_ERR_INVALID_MANIFEST: { status: 400, userFault: true, fix: 'Fix the field named in the message in nimbus.yaml / nimbus.json or the matching CLI flag.' },
-  NIMBUS_ERR_INVALID_ARCHIVE: { status: 400, userFault: true, fix: 'Upload a gzip-compressed tar of the source directory (the CLI does this for you).' },
-  NIMBUS_ERR_BUILD_FAILED: { status: 400, userFault: true, fix: 'Fix the source error at the file and line given; the previous revision keeps serving.' },
-  NIMBUS_ERR_HANDLER_NOT_FOUND: { status: 400, userFault: true, fix: 'Export `default` (a fetch handler) or `handler` (Lambda style) from the entry module.' },
-  NIMBUS_ERR_FUNCTION_NOT_FOUND: { status: 404, userFault: true, fix: 'Deploy the function first, or check its name with `nimbus ls`.' },
+  NIMBUS_ERR_INVALID_REQUEST: {
+    status: 400,
+    userFault: true,
+    fix: 'Check the request body and parameters against /api/v1/openapi.json.',
+  },
+  NIMBUS_ERR_INVALID_NAME: {
+    status: 400,
+    userFault: true,
+    fix: 'Use 1-63 lowercase letters, digits and dashes, starting with a letter.',
+  },
+  NIMBUS_ERR_INVALID_MANIFEST: {
+    status: 400,
+    userFault: true,
+    fix: 'Fix the field named in the message in nimbus.yaml / nimbus.json or the matching CLI flag.',
+  },
+  NIMBUS_ERR_INVALID_ARCHIVE: {
+    status: 400,
+    userFault: true,
+    fix: 'Upload a gzip-compressed tar of the source directory (the CLI does this for you).',
+  },
+  NIMBUS_ERR_BUILD_FAILED: {
+    status: 400,
+    userFault: true,
+    fix: 'Fix the source error at the file and line given; the previous revision keeps serving.',
+  },
+  NIMBUS_ERR_HANDLER_NOT_FOUND: {
+    status: 400,
+    userFault: true,
+    fix: 'Export `default` (a fetch handler) or `handler` (Lambda style) from the entry module.',
+  },
+  NIMBUS_ERR_FUNCTION_NOT_FOUND: {
+    status: 404,
+    userFault: true,
+    fix: 'Deploy the function first, or check its name with `nimbus ls`.',
+  },
   NIMBUS_ERR_REVISION_NOT_FOUND: { status: 404, userFault: true, fix: 'List the revisions with `nimbus get NAME`.' },
-  NIMBUS_ERR_ROUTE_NOT_FOUND: { status: 404, userFault: true, fix: 'Functions are served under /fn/NAME/; the API lives under /api/v1/.' },
-  NIMBUS_ERR_METHOD_NOT_ALLOWED: { status: 405, userFault: true, fix: 'See /api/v1/openapi.json for the methods each path accepts.' },
-  NIMBUS_ERR_CONFLICT: { status: 409, userFault: true, fix: 'Someone changed the object at the same time; read it again and retry.' },
-  NIMBUS_ERR_PAYLOAD_TOO_LARGE: { status: 413, userFault: true, fix: 'Send a smaller body, or raise the limit with `nimbus serve --max-body`.' },
-  NIMBUS_ERR_FUNCTION_ERROR: { status: 500, userFault: true, fix: 'The function threw: read its stack with `nimbus logs NAME`.' },
-  NIMBUS_ERR_INSTANCE_CRASHED: { status: 502, userFault: true, fix: 'The instance exited while serving the request; `nimbus logs NAME` shows why. It is replaced automatically.' },
-  NIMBUS_ERR_START_FAILED: { status: 502, userFault: true, fix: 'The instance could not start (crash at init, or not ready in time): read `nimbus logs NAME`.' },
-  NIMBUS_ERR_OVERLOADED: { status: 503, userFault: false, fix: 'Every instance is busy and the wait queue is full: retry after the Retry-After delay, or raise scale.max / concurrency.' },
-  NIMBUS_ERR_SHUTTING_DOWN: { status: 503, userFault: false, fix: 'The node is draining for shutdown; retry against another node or after restart.' },
-  NIMBUS_ERR_TIMEOUT: { status: 504, userFault: true, fix: 'The function ran past its timeout; make it faster or raise `timeout` in the manifest.' },
+  NIMBUS_ERR_ROUTE_NOT_FOUND: {
+    status: 404,
+    userFault: true,
+    fix: 'Functions are served under /fn/NAME/; the API lives under /api/v1/.',
+  },
+  NIMBUS_ERR_METHOD_NOT_ALLOWED: {
+    status: 405,
+    userFault: true,
+    fix: 'See /api/v1/openapi.json for the methods each path accepts.',
+  },
+  NIMBUS_ERR_CONFLICT: {
+    status: 409,
+    userFault: true,
+    fix: 'Someone changed the object at the same time; read it again and retry.',
+  },
+  NIMBUS_ERR_PAYLOAD_TOO_LARGE: {
+    status: 413,
+    userFault: true,
+    fix: 'Send a smaller body, or raise the limit with `nimbus serve --max-body`.',
+  },
+  NIMBUS_ERR_FUNCTION_ERROR: {
+    status: 500,
+    userFault: true,
+    fix: 'The function threw: read its stack with `nimbus logs NAME`.',
+  },
+  NIMBUS_ERR_INSTANCE_CRASHED: {
+    status: 502,
+    userFault: true,
+    fix: 'The instance exited while serving the request; `nimbus logs NAME` shows why. It is replaced automatically.',
+  },
+  NIMBUS_ERR_START_FAILED: {
+    status: 502,
+    userFault: true,
+    fix: 'The instance could not start (crash at init, or not ready in time): read `nimbus logs NAME`.',
+  },
+  NIMBUS_ERR_OVERLOADED: {
+    status: 503,
+    userFault: false,
+    fix: 'Every instance is busy and the wait queue is full: retry after the Retry-After delay, or raise scale.max / concurrency.',
+  },
+  NIMBUS_ERR_SHUTTING_DOWN: {
+    status: 503,
+    userFault: false,
+    fix: 'The node is draining for shutdown; retry against another node or after restart.',
+  },
+  NIMBUS_ERR_TIMEOUT: {
+    status: 504,
+    userFault: true,
+    fix: 'The function ran past its timeout; make it faster or raise `timeout` in the manifest.',
+  },
   NIMBUS_ERR_INTERNAL: { status: 500, userFault: false, fix: 'A bug in Nimbus: please report it with the server log.' },
 } as const satisfies Record<string, { status: number; userFault: boolean; fix: string }>;
 

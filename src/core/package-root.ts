@@ -13,7 +13,10 @@ export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'nimbus') return (cached = dir);
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'nimbus') {
+      cached = dir;
+      return dir;
+    }
     const parent = dirname(dir);
     if (parent === dir) throw new Error('Cannot find the nimbus package root');
     dir = parent;

@@ -14,7 +14,8 @@ export class BodyLimit extends Transform {
     this.#left -= chunk.length;
     if (this.#left < 0) {
       this.exceeded = true;
-      return callback(new Error('request body over the limit'));
+      callback(new Error('request body over the limit'));
+      return;
     }
     callback(null, chunk);
   }

@@ -40,7 +40,16 @@ export interface Gateway {
 }
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are the proxy's business, not the function's.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'host',
+]);
 
 export function createGateway(options: GatewayOptions): Gateway {
   const { resolver, manager, clock } = options;
@@ -108,7 +117,14 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
 }
 
-function toRequest(req: IncomingMessage, path: string, requestId: string, deadline: number, limiter: BodyLimit, signal: AbortSignal): Request {
+function toRequest(
+  req: IncomingMessage,
+  path: string,
+  requestId: string,
+  deadline: number,
+  limiter: BodyLimit,
+  signal: AbortSignal,
+): Request {
   const headers = new Headers();
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const key = req.rawHeaders[i]!.toLowerCase();

@@ -1,5 +1,5 @@
-export { createGateway } from './gateway.js';
 export type { Gateway, GatewayOptions, InvocationRecord } from './gateway.js';
+export { createGateway } from './gateway.js';
 export { sendPlatformError } from './platform-error.js';
-export { createStoreResolver, planFor } from './resolver.js';
 export type { Resolver, StoreResolver } from './resolver.js';
+export { createStoreResolver, planFor } from './resolver.js';

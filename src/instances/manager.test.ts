@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createMemoryRuntime } from '../../test/support/memory-runtime.js';
 import { createManualClock } from '../core/clock.js';
-import { NimbusError, hasCode } from '../core/errors.js';
+import { hasCode, NimbusError } from '../core/errors.js';
 import { createInstanceManager } from './manager.js';
 import { instancesToReap, instancesToStart, restartBackoffMs } from './scaling.js';
 import type { RevisionPlan } from './types.js';
@@ -17,23 +17,45 @@ function plan(overrides: Partial<RevisionPlan['scale']> & { concurrency?: number
     revision: 'r1',
     concurrency,
     scale: { min: 0, max: 10, idleTimeout: 60, ...scale },
-    spec: { function: 'fn', revision: 'r1', kind: 'node', artifactDir: '/nowhere', env: {}, memoryMb: 128, timeoutMs: 1000 },
+    spec: {
+      function: 'fn',
+      revision: 'r1',
+      kind: 'node',
+      artifactDir: '/nowhere',
+      env: {},
+      memoryMb: 128,
+      timeoutMs: 1000,
+    },
   };
 }
 
 /** A runtime whose starts complete only when the test says so. */
 function gatedRuntime() {
   const gates: { resolve(): void; reject(e: Error): void }[] = [];
-  const runtime = createMemoryRuntime({ startGate: () => new Promise<void>((resolve, reject) => gates.push({ resolve, reject })) });
+  const runtime = createMemoryRuntime({
+    startGate: () => new Promise<void>((resolve, reject) => gates.push({ resolve, reject })),
+  });
   return { runtime, gates };
 }
 
 describe('scaling decisions', () => {
   it('starts enough instances for in-flight plus held requests, within min and max', () => {
-    assert.equal(instancesToStart({ ready: 0, starting: 0, inFlight: 0, waiting: 1, concurrency: 10, min: 0, max: 5 }), 1);
-    assert.equal(instancesToStart({ ready: 1, starting: 0, inFlight: 10, waiting: 25, concurrency: 10, min: 0, max: 3 }), 2);
-    assert.equal(instancesToStart({ ready: 0, starting: 0, inFlight: 0, waiting: 0, concurrency: 10, min: 2, max: 5 }), 2);
-    assert.equal(instancesToStart({ ready: 2, starting: 1, inFlight: 5, waiting: 0, concurrency: 10, min: 0, max: 5 }), 0);
+    assert.equal(
+      instancesToStart({ ready: 0, starting: 0, inFlight: 0, waiting: 1, concurrency: 10, min: 0, max: 5 }),
+      1,
+    );
+    assert.equal(
+      instancesToStart({ ready: 1, starting: 0, inFlight: 10, waiting: 25, concurrency: 10, min: 0, max: 3 }),
+      2,
+    );
+    assert.equal(
+      instancesToStart({ ready: 0, starting: 0, inFlight: 0, waiting: 0, concurrency: 10, min: 2, max: 5 }),
+      2,
+    );
+    assert.equal(
+      instancesToStart({ ready: 2, starting: 1, inFlight: 5, waiting: 0, concurrency: 10, min: 0, max: 5 }),
+      0,
+    );
   });
   it('reaps the longest-idle instances first and never below min', () => {
     const c = [
@@ -80,10 +102,15 @@ describe('instance manager', () => {
     const manager = createInstanceManager({ runtime, clock });
     const p = plan({ concurrency: 2, max: 2 });
     const order: number[] = [];
-    const all = [0, 1, 2, 3, 4, 5].map((i) => manager.acquire(p).then((l) => (order.push(i), l)));
+    const all = [0, 1, 2, 3, 4, 5].map((i) =>
+      manager.acquire(p).then((l) => {
+        order.push(i);
+        return l;
+      }),
+    );
     await settle();
     assert.equal(runtime.started(), 2, 'ceil(6 / 2) = 3 wanted, but max is 2');
-    gates.forEach((g) => g.resolve());
+    for (const g of gates) g.resolve();
     await settle();
     assert.deepEqual(order, [0, 1, 2, 3]);
     const first = await all[0]!;
@@ -143,7 +170,10 @@ describe('instance manager', () => {
     const held = manager.acquire(plan());
     await settle();
     gates[0]!.reject(new Error('boom at init'));
-    await assert.rejects(held, (e) => hasCode(e, 'NIMBUS_ERR_START_FAILED') && /boom at init/.test((e as Error).message));
+    await assert.rejects(
+      held,
+      (e) => hasCode(e, 'NIMBUS_ERR_START_FAILED') && /boom at init/.test((e as Error).message),
+    );
     await assert.rejects(manager.acquire(plan()), (e) => hasCode(e, 'NIMBUS_ERR_START_FAILED'));
     assert.equal(runtime.started(), 1, 'no start while backing off');
     assert.match(manager.startError('fn/r1') ?? '', /boom at init/);
@@ -162,7 +192,7 @@ describe('instance manager', () => {
     const { runtime, gates } = gatedRuntime();
     const manager = createInstanceManager({ runtime, clock, maxQueuePerRevision: 2 });
     const held = [manager.acquire(plan({ max: 1 })), manager.acquire(plan({ max: 1 }))];
-    held.forEach((h) => h.catch(() => {}));
+    for (const h of held) h.catch(() => {});
     await assert.rejects(manager.acquire(plan({ max: 1 })), (e) => hasCode(e, 'NIMBUS_ERR_OVERLOADED'));
     const retired = manager.retire('fn/r1', new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', 'deleted'));
     for (const h of held) await assert.rejects(h, (e) => hasCode(e, 'NIMBUS_ERR_FUNCTION_NOT_FOUND'));

@@ -59,7 +59,15 @@ export function createInstanceManager(options: InstanceManagerOptions): Instance
     if (!pool) return;
     if (event.type === 'log') {
       const { function: fn, revision } = pool.plan;
-      options.onLog?.({ time: event.time, function: fn, revision, instance: event.id, requestId: event.requestId, stream: event.stream, line: event.line });
+      options.onLog?.({
+        time: event.time,
+        function: fn,
+        revision,
+        instance: event.id,
+        requestId: event.requestId,
+        stream: event.stream,
+        line: event.line,
+      });
     } else if (event.state === 'failed' || event.state === 'stopped') {
       pool.onExit(event.id, event.exit);
     }
@@ -92,7 +100,8 @@ export function createInstanceManager(options: InstanceManagerOptions): Instance
     },
     instances(functionName) {
       const out: InstanceInfo[] = [];
-      for (const pool of pools.values()) if (!functionName || pool.plan.function === functionName) out.push(...pool.info());
+      for (const pool of pools.values())
+        if (!functionName || pool.plan.function === functionName) out.push(...pool.info());
       return out;
     },
     startError(key) {
@@ -101,7 +110,11 @@ export function createInstanceManager(options: InstanceManagerOptions): Instance
     async close() {
       closed = true;
       cancelReap();
-      await Promise.all([...pools.values()].map((p) => p.retire(new NimbusError('NIMBUS_ERR_SHUTTING_DOWN', 'Nimbus is shutting down'))));
+      await Promise.all(
+        [...pools.values()].map((p) =>
+          p.retire(new NimbusError('NIMBUS_ERR_SHUTTING_DOWN', 'Nimbus is shutting down')),
+        ),
+      );
       unsubscribe();
     },
   };

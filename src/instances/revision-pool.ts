@@ -53,7 +53,10 @@ export class RevisionPool {
   }
 
   acquire(signal?: AbortSignal): Promise<Lease> {
-    if (this.#retired) return Promise.reject(new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function ${this.plan.function} was removed`));
+    if (this.#retired)
+      return Promise.reject(
+        new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function ${this.plan.function} was removed`),
+      );
     const slot = this.#pickReady();
     if (slot && this.#waiters.length === 0) return Promise.resolve(this.#lease(slot, false));
     if (this.#cancelRetry && this.#lastStartError && !this.#hasLive()) {
@@ -61,7 +64,12 @@ export class RevisionPool {
       return Promise.reject(this.#lastStartError);
     }
     if (this.#waiters.length >= this.#deps.maxQueue) {
-      return Promise.reject(new NimbusError('NIMBUS_ERR_OVERLOADED', `Function ${this.plan.function} is overloaded: ${this.#waiters.length} requests already waiting`));
+      return Promise.reject(
+        new NimbusError(
+          'NIMBUS_ERR_OVERLOADED',
+          `Function ${this.plan.function} is overloaded: ${this.#waiters.length} requests already waiting`,
+        ),
+      );
     }
     return new Promise<Lease>((resolve, reject) => {
       const onAbort = () => {
@@ -145,7 +153,12 @@ export class RevisionPool {
     this.#slots.delete(id);
     this.#deps.track(id, undefined);
     if (exit && !exit.expected && slot.state !== 'stopping') {
-      this.#deps.log({ time: this.#deps.clock.now(), instance: id, stream: 'system', line: `instance ${id} ${exit.reason}; it will be replaced when needed` });
+      this.#deps.log({
+        time: this.#deps.clock.now(),
+        instance: id,
+        stream: 'system',
+        line: `instance ${id} ${exit.reason}; it will be replaced when needed`,
+      });
     }
     this.#notifyEmpty();
     if (!this.#retired) this.#scale();
@@ -180,7 +193,8 @@ export class RevisionPool {
         if (options?.recycle && slot.state === 'ready') slot.state = 'draining';
         this.#dispatch();
         if (slot.inFlight > 0) return;
-        if (slot.state === 'draining') this.#stop(slot, this.#retired ? 'revision retired' : 'recycled after a timeout');
+        if (slot.state === 'draining')
+          this.#stop(slot, this.#retired ? 'revision retired' : 'recycled after a timeout');
         else if (this.#retired && this.#waiters.length === 0) this.#stop(slot, 'revision retired');
       },
     };
@@ -244,7 +258,12 @@ export class RevisionPool {
     this.#deps.track(slot.id, undefined);
     this.#startFailures++;
     this.#lastStartError = err;
-    this.#deps.log({ time: this.#deps.clock.now(), instance: slot.id, stream: 'system', line: `instance ${slot.id} failed to start: ${err.message}` });
+    this.#deps.log({
+      time: this.#deps.clock.now(),
+      instance: slot.id,
+      stream: 'system',
+      line: `instance ${slot.id} failed to start: ${err.message}`,
+    });
     // Held requests fail fast when nothing else could serve them: a broken revision must not
     // hold callers until their timeout.
     if (!this.#hasLive()) for (const w of this.#waiters.splice(0)) this.#fail(w, err);
@@ -266,7 +285,12 @@ export class RevisionPool {
   #stop(slot: Slot, why: string): void {
     if (slot.state === 'stopping') return;
     slot.state = 'stopping';
-    this.#deps.log({ time: this.#deps.clock.now(), instance: slot.id, stream: 'system', line: `stopping instance ${slot.id}: ${why}` });
+    this.#deps.log({
+      time: this.#deps.clock.now(),
+      instance: slot.id,
+      stream: 'system',
+      line: `stopping instance ${slot.id}: ${why}`,
+    });
     this.#deps.runtime.stop(slot.id).finally(() => this.onExit(slot.id));
   }
 

@@ -33,7 +33,13 @@ export interface IdleCandidate {
  * Which idle instances to stop at `now`: those with nothing in flight for `idleTimeoutMs`, oldest
  * use first, never going below `min` live instances.
  */
-export function instancesToReap(candidates: IdleCandidate[], live: number, min: number, idleTimeoutMs: number, now: number): string[] {
+export function instancesToReap(
+  candidates: IdleCandidate[],
+  live: number,
+  min: number,
+  idleTimeoutMs: number,
+  now: number,
+): string[] {
   const idle = candidates
     .filter((c) => c.inFlight === 0 && now - c.lastUsedAt >= idleTimeoutMs)
     .sort((a, b) => a.lastUsedAt - b.lastUsedAt);

@@ -38,7 +38,9 @@ export function createLogStore(options: LogStoreOptions): LogStore {
     id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, function TEXT NOT NULL, revision TEXT NOT NULL,
     instance TEXT NOT NULL, request_id TEXT, stream TEXT NOT NULL, line TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS logs_function ON logs (function, id);`);
-  const insert = db.prepare('INSERT INTO logs (time, function, revision, instance, request_id, stream, line) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const insert = db.prepare(
+    'INSERT INTO logs (time, function, revision, instance, request_id, stream, line) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
   const maxLines = options.maxLinesPerFunction ?? 10_000;
   const maxAge = options.maxAgeMs ?? 7 * 24 * 3600 * 1000;
   const listeners = new Map<string, Set<(r: InstanceLogRecord) => void>>();
@@ -50,7 +52,8 @@ export function createLogStore(options: LogStoreOptions): LogStore {
   const flush = db.transaction(() => {
     const batch = pending;
     pending = [];
-    for (const r of batch) insert.run(r.time, r.function, r.revision, r.instance, r.requestId ?? null, r.stream, r.line);
+    for (const r of batch)
+      insert.run(r.time, r.function, r.revision, r.instance, r.requestId ?? null, r.stream, r.line);
     sincePrune += batch.length;
     if (sincePrune >= 1000) {
       sincePrune = 0;
@@ -65,8 +68,14 @@ export function createLogStore(options: LogStoreOptions): LogStore {
 
   function prune(): void {
     db.prepare('DELETE FROM logs WHERE time < ?').run(Date.now() - maxAge);
-    const fns = db.prepare('SELECT function, COUNT(*) AS n, MAX(id) AS last FROM logs GROUP BY function').all() as { function: string; n: number; last: number }[];
-    for (const f of fns) if (f.n > maxLines) db.prepare('DELETE FROM logs WHERE function = ? AND id <= ?').run(f.function, f.last - maxLines);
+    const fns = db.prepare('SELECT function, COUNT(*) AS n, MAX(id) AS last FROM logs GROUP BY function').all() as {
+      function: string;
+      n: number;
+      last: number;
+    }[];
+    for (const f of fns)
+      if (f.n > maxLines)
+        db.prepare('DELETE FROM logs WHERE function = ? AND id <= ?').run(f.function, f.last - maxLines);
   }
 
   return {
@@ -89,7 +98,9 @@ export function createLogStore(options: LogStoreOptions): LogStore {
         args.push(q.requestId);
       }
       args.push(Math.min(Math.max(q.limit ?? 100, 1), 10_000));
-      const rows = db.prepare(`SELECT * FROM logs WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`).all(...args) as Record<string, any>[];
+      const rows = db
+        .prepare(`SELECT * FROM logs WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`)
+        .all(...args) as Record<string, any>[];
       return rows.reverse().map((r) => ({
         time: r.time,
         function: r.function,
@@ -102,7 +113,10 @@ export function createLogStore(options: LogStoreOptions): LogStore {
     },
     follow(fn, listener) {
       let set = listeners.get(fn);
-      if (!set) listeners.set(fn, (set = new Set()));
+      if (!set) {
+        set = new Set();
+        listeners.set(fn, set);
+      }
       set.add(listener);
       return () => set.delete(listener);
     },

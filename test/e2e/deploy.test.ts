@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type TestNode, readJson, startTestNode, writeSource } from '../support/nimbus.js';
+import { readJson, startTestNode, type TestNode, writeSource } from '../support/nimbus.js';
 
 const hello = (word: string) => `export default { fetch: () => new Response('${word}') };\n`;
 
@@ -38,7 +38,10 @@ describe('deploying and versioning', () => {
     assert.equal(await (await node.call('/fn/ver/')).text(), 'three');
 
     const details = await node.json('/api/v1/functions/ver');
-    assert.deepEqual(details.revisions.map((r: any) => r.id), ['r1', 'r2', 'r3']);
+    assert.deepEqual(
+      details.revisions.map((r: any) => r.id),
+      ['r1', 'r2', 'r3'],
+    );
     assert.equal(details.function.latestRevision, 'r3');
     assert.equal(details.revisions[1].config.memory, 512);
   });
@@ -46,10 +49,30 @@ describe('deploying and versioning', () => {
   it('rejects broken deploys with 400 and a message saying what and where, while the previous revision keeps serving', async () => {
     await node.deploy(writeSource({ 'index.js': hello('stable') }), { name: 'keep' });
     const cases: [Record<string, string>, Record<string, unknown>, string, RegExp][] = [
-      [{ 'index.ts': 'export default {\n  fetch() { return new Response("x") \n  oops here\n};\n' }, { name: 'keep' }, 'NIMBUS_ERR_BUILD_FAILED', /index\.ts:\d+/],
-      [{ 'index.js': 'export const nothing = 1;\n' }, { name: 'keep' }, 'NIMBUS_ERR_HANDLER_NOT_FOUND', /default|handler/],
-      [{ 'index.js': hello('x'), 'nimbus.yaml': 'name: keep\nmemory: lots\n' }, {}, 'NIMBUS_ERR_INVALID_MANIFEST', /memory/],
-      [{ 'index.js': hello('x'), 'nimbus.yaml': 'name: [unclosed\n' }, {}, 'NIMBUS_ERR_INVALID_MANIFEST', /nimbus\.yaml/],
+      [
+        { 'index.ts': 'export default {\n  fetch() { return new Response("x") \n  oops here\n};\n' },
+        { name: 'keep' },
+        'NIMBUS_ERR_BUILD_FAILED',
+        /index\.ts:\d+/,
+      ],
+      [
+        { 'index.js': 'export const nothing = 1;\n' },
+        { name: 'keep' },
+        'NIMBUS_ERR_HANDLER_NOT_FOUND',
+        /default|handler/,
+      ],
+      [
+        { 'index.js': hello('x'), 'nimbus.yaml': 'name: keep\nmemory: lots\n' },
+        {},
+        'NIMBUS_ERR_INVALID_MANIFEST',
+        /memory/,
+      ],
+      [
+        { 'index.js': hello('x'), 'nimbus.yaml': 'name: [unclosed\n' },
+        {},
+        'NIMBUS_ERR_INVALID_MANIFEST',
+        /nimbus\.yaml/,
+      ],
       [{ 'index.js': hello('x') }, { name: 'Bad_Name!' }, 'NIMBUS_ERR_INVALID_NAME', /Bad_Name/],
       [{ 'index.js': hello('x') }, { name: 'keep', runtime: 'app' }, 'NIMBUS_ERR_INVALID_MANIFEST', /command/],
     ];

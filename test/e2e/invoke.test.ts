@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { APPS, type TestNode, eventually, readJson, startTestNode } from '../support/nimbus.js';
+import { APPS, eventually, readJson, startTestNode, type TestNode } from '../support/nimbus.js';
 
 describe('invoking functions through the gateway', () => {
   let node: TestNode;
@@ -15,7 +15,11 @@ describe('invoking functions through the gateway', () => {
   after(() => node.dispose());
 
   it('passes method, path, query, headers and body through, and the response back', async () => {
-    const res = await node.call('/fn/echo/any/path?q=1&r=two', { method: 'PUT', body: 'payload', headers: { 'x-custom': 'v' } });
+    const res = await node.call('/fn/echo/any/path?q=1&r=two', {
+      method: 'PUT',
+      body: 'payload',
+      headers: { 'x-custom': 'v' },
+    });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('x-echo'), 'yes');
     assert.equal(res.headers.get('set-cookie'), 'a=1');
@@ -65,7 +69,10 @@ describe('invoking functions through the gateway', () => {
     assert.equal(res.headers.get('x-lambda'), 'yes');
     assert.equal(res.headers.get('set-cookie'), 'session=abc');
     const body = await readJson(res);
-    assert.deepEqual({ ...body, requestId: undefined }, { method: 'POST', rawPath: '/orders', query: { id: '7' }, body: 'hi', remaining: true, requestId: undefined });
+    assert.deepEqual(
+      { ...body, requestId: undefined },
+      { method: 'POST', rawPath: '/orders', query: { id: '7' }, body: 'hi', remaining: true, requestId: undefined },
+    );
     assert.equal(body.requestId, res.headers.get('x-nimbus-request-id'));
     const plain = await node.call('/fn/lambda/plain');
     assert.equal(plain.headers.get('content-type'), 'application/json');
@@ -119,14 +126,18 @@ describe('invoking functions through the gateway', () => {
     const res = await node.call('/fn/echo/spin');
     assert.equal(res.status, 504);
     assert.equal(res.headers.get('x-nimbus-error'), 'NIMBUS_ERR_TIMEOUT');
-    await eventually(() => {
-      try {
-        process.kill(Number(pid), 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, 10_000, 'the spinning instance to be stopped');
+    await eventually(
+      () => {
+        try {
+          process.kill(Number(pid), 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      10_000,
+      'the spinning instance to be stopped',
+    );
     assert.equal((await node.call('/fn/echo/')).status, 200, 'a fresh instance serves the next request');
   });
 

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { APPS, type TestNode, eventually, startTestNode } from '../support/nimbus.js';
+import { APPS, eventually, startTestNode, type TestNode } from '../support/nimbus.js';
 
-const instances = async (node: TestNode, name: string) => (await node.json(`/api/v1/functions/${name}`)).instances as any[];
+const instances = async (node: TestNode, name: string) =>
+  (await node.json(`/api/v1/functions/${name}`)).instances as any[];
 
 describe('scaling on one node', () => {
   let node: TestNode;
@@ -24,18 +25,30 @@ describe('scaling on one node', () => {
 
   it('starts more instances when every slot is busy, up to scale.max, and queues the rest', async () => {
     await node.deploy(`${APPS}/echo`, { name: 'burst', concurrency: 1, scale: { max: 3 } });
-    const answers = await Promise.all(Array.from({ length: 6 }, () => node.call('/fn/burst/sleep?ms=300').then((r) => r.text())));
-    assert.ok(answers.every((a) => a.startsWith('slept ')), answers.join());
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => node.call('/fn/burst/sleep?ms=300').then((r) => r.text())),
+    );
+    assert.ok(
+      answers.every((a) => a.startsWith('slept ')),
+      answers.join(),
+    );
     const pids = new Set(answers.map((a) => a.split(' ')[1]));
     assert.equal(pids.size, 3, 'six requests on three instances (max), each serving one at a time');
     const list = await instances(node, 'burst');
     assert.equal(list.length, 3);
-    assert.equal(list.reduce((n, i) => n + i.requests, 0), 6);
+    assert.equal(
+      list.reduce((n, i) => n + i.requests, 0),
+      6,
+    );
   });
 
   it('keeps scale.min instances warm from deploy on', async () => {
     await node.deploy(`${APPS}/echo`, { name: 'warm', scale: { min: 2, idleTimeout: 1 } });
-    await eventually(async () => (await instances(node, 'warm')).filter((i) => i.state === 'ready').length === 2, 10_000, 'two warm instances');
+    await eventually(
+      async () => (await instances(node, 'warm')).filter((i) => i.state === 'ready').length === 2,
+      10_000,
+      'two warm instances',
+    );
     const res = await node.call('/fn/warm/pid');
     assert.equal(res.status, 200);
   });
@@ -43,7 +56,11 @@ describe('scaling on one node', () => {
   it('drains the old revision after a deploy: its in-flight request completes', async () => {
     await node.deploy(`${APPS}/echo`, { name: 'roll' });
     const slow = node.call('/fn/roll/sleep?ms=800');
-    await eventually(async () => (await instances(node, 'roll')).some((i) => i.inFlight === 1), 5000, 'request in flight');
+    await eventually(
+      async () => (await instances(node, 'roll')).some((i) => i.inFlight === 1),
+      5000,
+      'request in flight',
+    );
     const { body } = await node.deploy(`${APPS}/echo`, { name: 'roll', env: { GREETING: 'hi' } });
     assert.equal(body.revision, 'r2');
     assert.equal((await node.call('/fn/roll/')).status, 200);

@@ -10,7 +10,10 @@ const ROOT = join(import.meta.dirname, '..', '..');
 
 /** Starts `nimbus serve` as a real process on a free port; resolves with its URL once it listens. */
 function serve(dataDir: string): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(process.execPath, ['bin/nimbus.js', 'serve', '--port', '0', '--data', dataDir, '--no-examples'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['bin/nimbus.js', 'serve', '--port', '0', '--data', dataDir, '--no-examples'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (d) => {
@@ -35,10 +38,14 @@ describe('nimbus serve as a process', () => {
     assert.equal(deployed.status, 201);
     const pid = Number(await (await fetch(`${url}/fn/echo/pid`)).text());
     const slow = fetch(`${url}/fn/echo/sleep?ms=700`);
-    await eventually(async () => {
-      const { instances } = await readJson(await fetch(`${url}/api/v1/functions/echo`));
-      return instances.some((i: { inFlight: number }) => i.inFlight === 1);
-    }, 5000, 'the slow request to be in flight');
+    await eventually(
+      async () => {
+        const { instances } = await readJson(await fetch(`${url}/api/v1/functions/echo`));
+        return instances.some((i: { inFlight: number }) => i.inFlight === 1);
+      },
+      5000,
+      'the slow request to be in flight',
+    );
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
     const res = await slow;

@@ -1,18 +1,29 @@
-import type { ExitInfo, Instance, InstanceSpec, InstanceState, Runtime, RuntimeEvent } from '../../src/runtime/types.js';
 import { NimbusError } from '../../src/core/errors.js';
+import type {
+  ExitInfo,
+  Instance,
+  InstanceSpec,
+  InstanceState,
+  Runtime,
+  RuntimeEvent,
+} from '../../src/runtime/types.js';
 
 /**
  * An in-process Runtime: a complete implementation of the contract whose instances answer with a
  * JS handler. Used to test the instance manager's logic without process start-up noise. Starts
  * wait for `startGate` when given, so tests decide when instances become ready.
  */
-export function createMemoryRuntime(options: {
-  handler?: (request: Request, spec: InstanceSpec) => Response | Promise<Response>;
-  startGate?: (spec: InstanceSpec) => Promise<void>;
-} = {}) {
+export function createMemoryRuntime(
+  options: {
+    handler?: (request: Request, spec: InstanceSpec) => Response | Promise<Response>;
+    startGate?: (spec: InstanceSpec) => Promise<void>;
+  } = {},
+) {
   const live = new Map<string, Instance & { state: InstanceState }>();
   const listeners = new Set<(e: RuntimeEvent) => void>();
-  const emit = (e: RuntimeEvent) => listeners.forEach((l) => l(e));
+  const emit = (e: RuntimeEvent) => {
+    for (const l of listeners) l(e);
+  };
   const handler = options.handler ?? (() => new Response('ok'));
   let started = 0;
 
@@ -25,7 +36,12 @@ export function createMemoryRuntime(options: {
       try {
         await options.startGate?.(spec);
       } catch (err) {
-        emit({ type: 'state', id: spec.id, state: 'failed', exit: { code: 1, signal: null, reason: 'failed to start', expected: false } });
+        emit({
+          type: 'state',
+          id: spec.id,
+          state: 'failed',
+          exit: { code: 1, signal: null, reason: 'failed to start', expected: false },
+        });
         throw new NimbusError('NIMBUS_ERR_START_FAILED', (err as Error).message);
       }
       const instance = {

@@ -32,7 +32,11 @@ export async function startTestNode(options: Partial<NimbusOptions> = {}): Promi
     async deploy(dir, overrides = {}) {
       const { archive } = await packDirectory(dir);
       const q = new URLSearchParams({ config: JSON.stringify(overrides) });
-      const res = await call(`/api/v1/functions?${q}`, { method: 'POST', body: archive, headers: { 'content-type': 'application/gzip' } });
+      const res = await call(`/api/v1/functions?${q}`, {
+        method: 'POST',
+        body: archive,
+        headers: { 'content-type': 'application/gzip' },
+      });
       return { status: res.status, body: await res.json() };
     },
     async dispose() {
