@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -39,7 +39,7 @@ const instance = await runtime.start({
   timeoutMs: 30_000,
 });
 // The provider keeps its socket private: find it from the guest's environment.
-const environ = (await import('node:fs')).readFileSync(`/proc/${instance.pid}/environ`, 'utf8');
+const environ = readFileSync(`/proc/${instance.pid}/environ`, 'utf8');
 const socketPath = /NIMBUS_SOCKET=([^\0]+)/.exec(environ)![1]!;
 const pool = new Pool('http://localhost', { connect: { socketPath }, keepAliveTimeout: 60_000 });
 // Calibration: the same 1 KB answer from a bare node:http server (no guest framework).
@@ -106,4 +106,5 @@ for (let round = 1; round <= 2; round++) {
 await pool.close();
 await barePool.close();
 bare.kill();
+rmSync(bareSocket, { force: true });
 await runtime.close();

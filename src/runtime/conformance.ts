@@ -334,6 +334,14 @@ export function runRuntimeConformance(
         assert.equal(await (await call(node, '/stream')).text(), 'one two three');
       });
 
+      it('answers 502 INSTANCE_CRASHED when the app speaks malformed HTTP', async () => {
+        const garbage = "require('net').createServer((s) => s.end('garbage\\r\\n\\r\\n')).listen(process.env.PORT)";
+        const bad = await runtime.start(app(['node', '-e', garbage]));
+        after(() => runtime.stop(bad.id));
+        const res = await call(bad, '/');
+        assert.deepEqual([res.status, res.headers.get(PLATFORM_ERROR_HEADER)], [502, 'NIMBUS_ERR_INSTANCE_CRASHED']);
+      });
+
       it('rejects START_FAILED when the app exits before listening', () =>
         startFails(
           app(['node', '-e', 'console.error("no config"); process.exit(3)']),

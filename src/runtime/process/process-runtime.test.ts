@@ -54,6 +54,17 @@ describe('process runtime', () => {
     assert.deepEqual(runtime.list(), []);
   });
 
+  it('rejects a start that is stopped before it is ready, and reports stopped', async () => {
+    const runtime = createProcessRuntime({ nodePath: join(fixtures, 'bin', 'never-ready.sh') });
+    after(() => runtime.close());
+    const states: string[] = [];
+    runtime.subscribe((e) => e.type === 'state' && states.push(e.state));
+    const starting = runtime.start(spec('stopped-early'));
+    await runtime.stop('stopped-early', { graceMs: 100 });
+    await assert.rejects(starting, /stopped while starting/);
+    assert.deepEqual(states, ['starting', 'stopped']);
+  });
+
   it('gives a memory hog a clean V8 out-of-memory error below its memory size', async () => {
     const runtime = createProcessRuntime();
     after(() => runtime.close());

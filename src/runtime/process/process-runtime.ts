@@ -113,7 +113,7 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Runti
   const nextSocketPath = () => {
     // Unix socket paths are limited to ~107 bytes: a short dir and a counter keep us well under.
     const base = tmpdir().length < 60 ? tmpdir() : '/tmp';
-    socketDir ??= mkdtempSync(join(base, 'nimbus-'));
+    socketDir ??= mkdtempSync(join(base, 'nimbus-rt-'));
     return join(socketDir, `${++counter}.sock`);
   };
 
