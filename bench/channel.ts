@@ -4,6 +4,7 @@
  *   A  undici.fetch(url, { dispatcher: pool })           — undici's own Request/Response
  *   B  pool.request() + new Response(Readable.toWeb(body)) — what process/channel.ts does
  *   C  pool.request() + new Response(asyncIterable body)  — Node 20 Response accepts iterables
+ *   E  pool.dispatch() with a handler feeding a web ReadableStream
  *   D  pool.request() + body.text()                        — no Response at all (upper bound)
  *   P  instance.fetch() through createProcessRuntime      — the provider as shipped
  *   Z  D against a bare node:http server on a Unix socket — the guest's own cost, by difference
@@ -69,10 +70,52 @@ const variants: Record<string, () => Promise<string>> = {
     const r = await request();
     return new Response(r.body as unknown as ReadableStream, { status: r.statusCode }).text();
   },
+  'E dispatch → web stream': async () => (await dispatchFetch()).text(),
   'D request + body.text()': async () => (await request()).body.text(),
   'P instance.fetch (provider)': async () => (await instance.fetch(new Request('http://fn.test/'))).text(),
   'Z D against bare node:http': async () => (await barePool.request({ path: '/', method: 'GET' })).body.text(),
 };
+
+// E: a raw dispatch handler feeding a web ReadableStream directly (no Node stream in between).
+function dispatchFetch(): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    let sink!: ReadableStreamDefaultController<Uint8Array>;
+    let ctl: { pause(): void; resume(): void; abort(r: Error): void } | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => {
+        sink = c;
+      },
+      pull: () => ctl?.resume(),
+      cancel: (r) => ctl?.abort(r),
+    });
+    pool.dispatch(
+      { path: '/', method: 'GET', headers: { host: 'fn.test' } },
+      {
+        onRequestStart: (c) => {
+          ctl = c;
+        },
+        onResponseStart: (_c, status, headers) => {
+          const out = new Headers();
+          for (const k in headers) {
+            const v = headers[k];
+            if (Array.isArray(v)) for (const x of v) out.append(k, x);
+            else if (v !== undefined) out.append(k, v);
+          }
+          resolve(new Response(body, { status, headers: out }));
+        },
+        onResponseData: (c, chunk) => {
+          sink.enqueue(chunk);
+          if ((sink.desiredSize ?? 1) <= 0) c.pause();
+        },
+        onResponseEnd: () => sink.close(),
+        onResponseError: (_c, err) => {
+          reject(err);
+          sink.error(err);
+        },
+      },
+    );
+  });
+}
 
 async function run(fn: () => Promise<string>, total: number): Promise<{ rps: number; p50: number; p99: number }> {
   const times: number[] = [];

@@ -285,6 +285,19 @@ export function runRuntimeConformance(
         await assert.rejects(call(fn, '/'), (err) => hasCode(err, 'NIMBUS_ERR_INSTANCE_CRASHED'));
       });
 
+      it('rejects with the abort reason when the caller aborts a request', async () => {
+        const fn = await runtime.start(spec('echo.mjs'));
+        after(() => runtime.stop(fn.id));
+        const controller = new AbortController();
+        const hanging = nextEvent((e) => e.type === 'log' && e.id === fn.id && e.line === 'hanging now');
+        const pending = fn.fetch(new Request('http://fn.test/hang'), { signal: controller.signal });
+        await hanging;
+        const reason = new Error('caller gave up');
+        controller.abort(reason);
+        await assert.rejects(pending, (err) => err === reason);
+        assert.equal((await call(fn, '/text')).status, 200, 'the instance still serves');
+      });
+
       it('lets in-flight requests finish on a graceful stop', async () => {
         const fn = await runtime.start(spec('echo.mjs'));
         const started = nextEvent((e) => e.type === 'log' && e.id === fn.id && e.line === 'slow started');

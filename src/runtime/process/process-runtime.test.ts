@@ -65,6 +65,17 @@ describe('process runtime', () => {
     assert.deepEqual(states, ['starting', 'stopped']);
   });
 
+  it('errors the response body with INSTANCE_CRASHED when the instance dies mid-answer', async () => {
+    const runtime = createProcessRuntime();
+    after(() => runtime.close());
+    const inst = await runtime.start(spec('mid-stream'));
+    const res = await inst.fetch(new Request('http://x/stream-forever'));
+    const reader = res.body!.getReader();
+    assert.equal(new TextDecoder().decode((await reader.read()).value), 'first');
+    process.kill(inst.pid!, 'SIGKILL');
+    await assert.rejects(reader.read(), (err) => hasCode(err, 'NIMBUS_ERR_INSTANCE_CRASHED'));
+  });
+
   it('gives a memory hog a clean V8 out-of-memory error below its memory size', async () => {
     const runtime = createProcessRuntime();
     after(() => runtime.close());
