@@ -11,7 +11,7 @@ import { packageRoot } from '../core/package-root.js';
 import { createGateway, createStoreResolver, sendPlatformError } from '../gateway/index.js';
 import { createInstanceManager } from '../instances/index.js';
 import { createLogStore } from '../observe/log-store.js';
-import { createProcessRuntime } from '../runtime/index.js';
+import { createProcessRuntime, type Runtime } from '../runtime/index.js';
 import { createLocalArtifactStore, createSqliteStore } from '../store/index.js';
 
 export interface NimbusOptions {
@@ -29,6 +29,8 @@ export interface NimbusOptions {
   examples?: boolean;
   /** How long a shutdown waits for in-flight requests. Default 30 s. */
   drainTimeoutMs?: number;
+  /** Instance provider; default the process runtime. */
+  runtime?: Runtime;
 }
 
 export interface NimbusNode {
@@ -50,7 +52,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const store = createSqliteStore({ path: join(options.dataDir, 'nimbus.db') });
   const artifacts = createLocalArtifactStore({ dir: join(options.dataDir, 'artifacts') });
   const logs = createLogStore({ path: join(options.dataDir, 'logs.db') });
-  const runtime = createProcessRuntime();
+  const runtime = options.runtime ?? createProcessRuntime();
   const manager = createInstanceManager({ runtime, clock, onLog: (r) => logs.append(r) });
   const service = new FunctionsService(store, artifacts, {
     async onChange(name) {
