@@ -2,7 +2,7 @@ import { buildArtifact, configIdentity, resolveConfig, unpackArchive } from '../
 import { NimbusError } from '../core/errors.js';
 import type { FunctionConfig, FunctionRecord, RevisionRecord } from '../core/types.js';
 import { isValidFunctionName } from '../core/types.js';
-import type { InstanceInfo } from '../instances/types.js';
+import type { EndedInstanceInfo, InstanceInfo } from '../instances/types.js';
 import type { ArtifactStore, Bucket, Store } from '../store/types.js';
 
 export interface DeployInput {
@@ -24,6 +24,8 @@ export interface ServiceHooks {
   /** A function's routing changed (deployed or removed); resolves once traffic follows. */
   onChange(name: string): Promise<void>;
   instances(name: string): InstanceInfo[];
+  /** Recently ended instances of a function, newest first. */
+  ended(name: string): EndedInstanceInfo[];
   /** The start error of a revision that is crash-looping, if any. */
   startError(name: string, revision: string): string | undefined;
   /** A function was deleted: forget its logs. */
@@ -98,6 +100,19 @@ export class FunctionsService {
 
   instancesOf(name: string): InstanceInfo[] {
     return this.#hooks.instances(name);
+  }
+
+  /** Live and recently ended instances of a function, with the crash-loop error if any. */
+  async instanceWindow(
+    name: string,
+  ): Promise<{ instances: InstanceInfo[]; recent: EndedInstanceInfo[]; startError?: string }> {
+    const fn = await this.#find(name);
+    const startError = this.#hooks.startError(name, fn.latestRevision);
+    return {
+      instances: this.#hooks.instances(name),
+      recent: this.#hooks.ended(name),
+      ...(startError ? { startError } : {}),
+    };
   }
 
   async list(): Promise<{ record: FunctionRecord; config: FunctionConfig }[]> {

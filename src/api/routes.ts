@@ -14,6 +14,8 @@ export interface ApiOptions {
   maxUploadBytes?: number;
   /** False while the node drains for shutdown. */
   healthy(): boolean;
+  /** How instances run on this node (e.g. `{ sandboxed, warnings }`), shown beside instance lists. */
+  runtimeInfo?(): Record<string, unknown>;
 }
 
 /** The control-plane REST API (`/api/v1`) and `/healthz`, as a Hono app. */
@@ -73,6 +75,11 @@ export function createApi(options: ApiOptions): Hono {
       instances: d.instances,
       ...(d.startError ? { startError: d.startError } : {}),
     });
+  });
+
+  app.get('/api/v1/functions/:name/instances', async (c) => {
+    const name = c.req.param('name');
+    return c.json({ function: name, ...(await service.instanceWindow(name)), ...options.runtimeInfo?.() });
   });
 
   app.delete('/api/v1/functions/:name', async (c) => {

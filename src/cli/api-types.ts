@@ -45,3 +45,30 @@ export interface LogRecord {
   stream: 'stdout' | 'stderr' | 'system';
   line: string;
 }
+
+/** `GET /api/v1/functions/NAME/instances`. */
+export interface InstanceWindow {
+  function: string;
+  instances: {
+    id: string;
+    revision: string;
+    state: string;
+    stateSince: string;
+    inFlight: number;
+    requests: number;
+    startedAt: string;
+    pid?: number;
+    usage?: { cpuPercent: number; cpuMs: number; memoryBytes: number; memoryPeakBytes: number; pids: number };
+  }[];
+  recent: {
+    id: string;
+    revision: string;
+    state: string;
+    startedAt: string;
+    endedAt: string;
+    requests: number;
+    reason: string;
+  }[];
+  startError?: string;
+  sandbox?: { sandboxed: boolean; warnings: string[] };
+}

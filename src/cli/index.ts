@@ -4,6 +4,7 @@ import type { CliContext } from './context.js';
 import { registerDeploy } from './deploy.js';
 import { CliError, oneLine } from './errors.js';
 import { registerFunctions } from './functions.js';
+import { registerInstances } from './instances.js';
 import { registerInvoke } from './invoke.js';
 import { registerLogs } from './logs.js';
 import { registerServe, type ServeHook } from './serve.js';
@@ -58,6 +59,7 @@ function createProgram(ctx: CliContext, serve: ServeHook | undefined): Command {
     .showSuggestionAfterError(true);
   registerDeploy(program, ctx);
   registerInvoke(program, ctx);
+  registerInstances(program, ctx);
   registerFunctions(program, ctx);
   registerLogs(program, ctx);
   registerServe(program, ctx, serve);

@@ -10,7 +10,9 @@ import { NimbusError } from '../core/errors.js';
 import { packageRoot } from '../core/package-root.js';
 import { createGateway, createStoreResolver, sendPlatformError } from '../gateway/index.js';
 import { createInstanceManager } from '../instances/index.js';
+import { createInstanceSampler } from '../observe/instance-sampler.js';
 import { createLogStore } from '../observe/log-store.js';
+import { procStats } from '../observe/proc-stats.js';
 import { createProcessRuntime, type Runtime } from '../runtime/index.js';
 import { createLocalArtifactStore, createSqliteStore } from '../store/index.js';
 
@@ -66,9 +68,15 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       }
       if (after) manager.ensureMin(after);
     },
-    instances: (name) => manager.instances(name),
+    instances: (name) => manager.instances(name).map((i) => ({ ...i, usage: sampler.latest(i.id) })),
+    ended: (name) => manager.ended(name),
     startError: (name, revision) => manager.startError(`${name}/${revision}`),
     onDelete: (name) => logs.deleteFunction(name),
+  });
+  const sampler = createInstanceSampler({
+    clock,
+    list: () => manager.instances(),
+    read: (target) => (target.pid ? procStats(target.pid) : undefined),
   });
   const resolver = createStoreResolver({ functions: service.functions, revisions: service.revisions, artifacts });
   await resolver.load();
@@ -105,6 +113,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await Promise.race([gateway.idle(), delay(options.drainTimeoutMs ?? 30_000)]);
+      sampler.stop();
       await manager.close();
       await runtime.close();
       server.closeAllConnections();

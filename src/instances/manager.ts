@@ -2,7 +2,7 @@ import type { Clock } from '../core/clock.js';
 import { NimbusError } from '../core/errors.js';
 import type { Runtime } from '../runtime/types.js';
 import { RevisionPool } from './revision-pool.js';
-import type { InstanceInfo, InstanceLogRecord, Lease, RevisionPlan } from './types.js';
+import type { EndedInstanceInfo, InstanceInfo, InstanceLogRecord, Lease, RevisionPlan } from './types.js';
 
 export interface InstanceManagerOptions {
   runtime: Runtime;
@@ -27,6 +27,8 @@ export interface InstanceManager {
    */
   retire(key: string, reject?: NimbusError): Promise<void>;
   instances(functionName?: string): InstanceInfo[];
+  /** Recently ended instances of a function, newest first. */
+  ended(functionName: string): EndedInstanceInfo[];
   /** The latest start failure of a revision that is backing off, if any. */
   startError(key: string): string | undefined;
   /** Stops everything. */
@@ -103,6 +105,11 @@ export function createInstanceManager(options: InstanceManagerOptions): Instance
       for (const pool of pools.values())
         if (!functionName || pool.plan.function === functionName) out.push(...pool.info());
       return out;
+    },
+    ended(functionName) {
+      const out: EndedInstanceInfo[] = [];
+      for (const pool of pools.values()) if (pool.plan.function === functionName) out.push(...pool.ended());
+      return out.sort((a, b) => b.endedAt.localeCompare(a.endedAt));
     },
     startError(key) {
       return pools.get(key)?.lastStartError;

@@ -3,11 +3,17 @@ import { NimbusError, toNimbusError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { ExitInfo, Instance, Runtime } from '../runtime/types.js';
 import { instancesToReap, instancesToStart, restartBackoffMs } from './scaling.js';
-import type { InstanceInfo, InstanceLogRecord, Lease, RevisionPlan, SlotState } from './types.js';
+import type { EndedInstanceInfo, InstanceInfo, InstanceLogRecord, Lease, RevisionPlan, SlotState } from './types.js';
+
+/** Ended instances remembered per revision. */
+const ENDED_KEPT = 20;
 
 interface Slot {
   id: string;
   state: SlotState;
+  stateSince: number;
+  /** Why the platform is stopping it. */
+  stopReason?: string;
   instance?: Instance;
   inFlight: number;
   requests: number;
@@ -46,6 +52,7 @@ export class RevisionPool {
   #startFailures = 0;
   #cancelRetry?: () => void;
   #lastStartError?: NimbusError;
+  #ended: EndedInstanceInfo[] = [];
 
   constructor(plan: RevisionPlan, deps: PoolDeps) {
     this.plan = plan;
@@ -114,7 +121,7 @@ export class RevisionPool {
     // Held requests (when not rejected) are still served by this revision's instances.
     if (this.#waiters.length === 0) {
       for (const slot of this.#slots.values()) {
-        if (slot.state === 'ready') slot.state = 'draining';
+        if (slot.state === 'ready') this.#setState(slot, 'draining');
         if (slot.state === 'draining' && slot.inFlight === 0) this.#stop(slot, 'revision retired');
       }
     }
@@ -135,7 +142,8 @@ export class RevisionPool {
       id: s.id,
       function: this.plan.function,
       revision: this.plan.revision,
-      state: s.state,
+      state: s.state === 'ready' && s.inFlight > 0 ? 'busy' : s.state,
+      stateSince: iso(s.stateSince)!,
       inFlight: s.inFlight,
       requests: s.requests,
       startedAt: iso(s.startedAt)!,
@@ -145,6 +153,11 @@ export class RevisionPool {
     }));
   }
 
+  /** Instances of this revision that ended recently, newest first. */
+  ended(): EndedInstanceInfo[] {
+    return [...this.#ended];
+  }
+
   /** The runtime reports that an instance ended (crash, OOM, or our own stop). */
   onExit(id: string, exit?: ExitInfo): void {
     const slot = this.#slots.get(id);
@@ -152,6 +165,12 @@ export class RevisionPool {
     if (!slot || slot.state === 'starting') return;
     this.#slots.delete(id);
     this.#deps.track(id, undefined);
+    const crashed = slot.state !== 'stopping' && !exit?.expected;
+    this.#remember(
+      slot,
+      crashed ? 'crashed' : 'stopped',
+      crashed ? (exit?.reason ?? 'exited') : (slot.stopReason ?? exit?.reason ?? 'stopped'),
+    );
     if (exit && !exit.expected && slot.state !== 'stopping') {
       this.#deps.log({
         time: this.#deps.clock.now(),
@@ -190,7 +209,7 @@ export class RevisionPool {
         released = true;
         slot.inFlight--;
         slot.lastUsedAt = this.#deps.clock.now();
-        if (options?.recycle && slot.state === 'ready') slot.state = 'draining';
+        if (options?.recycle && slot.state === 'ready') this.#setState(slot, 'draining');
         this.#dispatch();
         if (slot.inFlight > 0) return;
         if (slot.state === 'draining')
@@ -236,7 +255,15 @@ export class RevisionPool {
   #start(): void {
     const now = this.#deps.clock.now();
     const id = newId(`${this.plan.function}-${this.plan.revision}`, 4);
-    const slot: Slot = { id, state: 'starting', inFlight: 0, requests: 0, startedAt: now, lastUsedAt: now };
+    const slot: Slot = {
+      id,
+      state: 'starting',
+      stateSince: now,
+      inFlight: 0,
+      requests: 0,
+      startedAt: now,
+      lastUsedAt: now,
+    };
     this.#slots.set(id, slot);
     this.#deps.track(id, this);
     this.#deps.runtime.start({ ...this.plan.spec, id }).then(
@@ -244,7 +271,7 @@ export class RevisionPool {
         slot.instance = instance;
         if (slot.state !== 'starting') return void this.#deps.runtime.stop(id);
         this.#startFailures = 0;
-        slot.state = 'ready';
+        this.#setState(slot, 'ready');
         slot.readyAt = slot.lastUsedAt = this.#deps.clock.now();
         this.#dispatch();
         if (this.#retired && slot.inFlight === 0) this.#stop(slot, 'revision retired');
@@ -253,9 +280,29 @@ export class RevisionPool {
     );
   }
 
+  #remember(slot: Slot, state: 'stopped' | 'crashed', reason: string): void {
+    this.#ended.unshift({
+      id: slot.id,
+      function: this.plan.function,
+      revision: this.plan.revision,
+      state,
+      startedAt: new Date(slot.startedAt).toISOString(),
+      endedAt: new Date(this.#deps.clock.now()).toISOString(),
+      requests: slot.requests,
+      reason,
+    });
+    if (this.#ended.length > ENDED_KEPT) this.#ended.pop();
+  }
+
+  #setState(slot: Slot, state: SlotState): void {
+    slot.state = state;
+    slot.stateSince = this.#deps.clock.now();
+  }
+
   #onStartFailed(slot: Slot, err: NimbusError): void {
     this.#slots.delete(slot.id);
     this.#deps.track(slot.id, undefined);
+    this.#remember(slot, 'crashed', `failed to start: ${err.message}`);
     this.#startFailures++;
     this.#lastStartError = err;
     this.#deps.log({
@@ -284,7 +331,8 @@ export class RevisionPool {
 
   #stop(slot: Slot, why: string): void {
     if (slot.state === 'stopping') return;
-    slot.state = 'stopping';
+    this.#setState(slot, 'stopping');
+    slot.stopReason = why;
     this.#deps.log({
       time: this.#deps.clock.now(),
       instance: slot.id,

@@ -28,12 +28,14 @@ export interface Lease {
 
 export type SlotState = 'starting' | 'ready' | 'draining' | 'stopping';
 
-/** What the API shows of an instance. */
+/** What the API shows of a live instance. `busy` is a ready instance with requests in flight. */
 export interface InstanceInfo {
   id: string;
   function: string;
   revision: string;
-  state: SlotState;
+  state: SlotState | 'busy';
+  /** When the instance entered its current state. */
+  stateSince: string;
   inFlight: number;
   requests: number;
   startedAt: string;
@@ -51,4 +53,18 @@ export interface InstanceLogRecord {
   requestId?: string;
   stream: 'stdout' | 'stderr' | 'system';
   line: string;
+}
+
+/** An instance that has ended, kept for a while so users can see why. */
+export interface EndedInstanceInfo {
+  id: string;
+  function: string;
+  revision: string;
+  /** `stopped` when the platform stopped it; `crashed` when it exited on its own or failed to start. */
+  state: 'stopped' | 'crashed';
+  startedAt: string;
+  endedAt: string;
+  requests: number;
+  /** e.g. "idle timeout", "exited with code 1", "killed by SIGKILL", "failed to start: …". */
+  reason: string;
 }
