@@ -14,6 +14,8 @@ export interface ApiOptions {
   maxUploadBytes?: number;
   /** False while the node drains for shutdown. */
   healthy(): boolean;
+  /** Serves `/metrics` in the Prometheus text format. */
+  metrics?: { render(): Promise<string>; contentType: string };
   /** How instances run on this node (e.g. `{ sandboxed, warnings }`), shown beside instance lists. */
   runtimeInfo?(): Record<string, unknown>;
 }
@@ -36,6 +38,9 @@ export function createApi(options: ApiOptions): Hono {
 
   app.get('/healthz', (c) => (options.healthy() ? c.json({ status: 'ok' }) : c.json({ status: 'draining' }, 503)));
   app.get('/api/v1/openapi.json', (c) => c.json(openApiDocument));
+  const { metrics } = options;
+  if (metrics)
+    app.get('/metrics', async (c) => c.body(await metrics.render(), 200, { 'content-type': metrics.contentType }));
 
   app.get('/api/v1/functions', async (c) => {
     const all = await service.list();

@@ -12,6 +12,7 @@ import { createGateway, createStoreResolver, sendPlatformError } from '../gatewa
 import { createInstanceManager } from '../instances/index.js';
 import { createInstanceSampler } from '../observe/instance-sampler.js';
 import { createLogStore } from '../observe/log-store.js';
+import { createMetrics } from '../observe/metrics.js';
 import { procStats } from '../observe/proc-stats.js';
 import { createProcessRuntime, type Runtime } from '../runtime/index.js';
 import { createLocalArtifactStore, createSqliteStore } from '../store/index.js';
@@ -55,7 +56,18 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const artifacts = createLocalArtifactStore({ dir: join(options.dataDir, 'artifacts') });
   const logs = createLogStore({ path: join(options.dataDir, 'logs.db') });
   const runtime = options.runtime ?? createProcessRuntime();
-  const manager = createInstanceManager({ runtime, clock, onLog: (r) => logs.append(r) });
+  const manager = createInstanceManager({
+    runtime,
+    clock,
+    onLog: (r) => logs.append(r),
+    onStart: (e) => metrics.onStart(e),
+  });
+  const liveInstances = () => manager.instances().map((i) => ({ ...i, usage: sampler.latest(i.id) }));
+  const metrics = createMetrics({
+    instances: liveInstances,
+    waiting: () => manager.waiting(),
+    inFlight: () => gateway.inFlight,
+  });
   const service = new FunctionsService(store, artifacts, {
     async onChange(name) {
       const { before, after } = await resolver.refresh(name);
@@ -68,7 +80,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       }
       if (after) manager.ensureMin(after);
     },
-    instances: (name) => manager.instances(name).map((i) => ({ ...i, usage: sampler.latest(i.id) })),
+    instances: (name) => liveInstances().filter((i) => i.function === name),
     ended: (name) => manager.ended(name),
     startError: (name, revision) => manager.startError(`${name}/${revision}`),
     onDelete: (name) => logs.deleteFunction(name),
@@ -82,8 +94,14 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   await resolver.load();
 
   let draining = false;
-  const gateway = createGateway({ resolver, manager, clock, maxBodyBytes: options.maxBodyBytes });
-  const api = createApi({ service, logs, maxUploadBytes: options.maxUploadBytes, healthy: () => !draining });
+  const gateway = createGateway({
+    resolver,
+    manager,
+    clock,
+    maxBodyBytes: options.maxBodyBytes,
+    onInvocation: (r) => metrics.onInvocation(r),
+  });
+  const api = createApi({ service, logs, metrics, maxUploadBytes: options.maxUploadBytes, healthy: () => !draining });
   const apiListener = getRequestListener(api.fetch);
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {

@@ -13,6 +13,8 @@ export interface InstanceManagerOptions {
   reapIntervalMs?: number;
   /** Every instance log line and platform note about an instance. */
   onLog?: (record: InstanceLogRecord) => void;
+  /** An instance became ready (`ok`) or failed to start, after `durationMs`: a cold start. */
+  onStart?: (event: { function: string; revision: string; id: string; ok: boolean; durationMs: number }) => void;
 }
 
 /** Per-revision instance sets behind one acquire/release surface. */
@@ -31,6 +33,8 @@ export interface InstanceManager {
   ended(functionName: string): EndedInstanceInfo[];
   /** The latest start failure of a revision that is backing off, if any. */
   startError(key: string): string | undefined;
+  /** Requests held waiting for a slot, per function. */
+  waiting(): Map<string, number>;
   /** Stops everything. */
   close(): Promise<void>;
 }
@@ -49,6 +53,8 @@ export function createInstanceManager(options: InstanceManagerOptions): Instance
         clock,
         maxQueue: options.maxQueuePerRevision ?? 1000,
         log: (r) => options.onLog?.({ ...r, function: plan.function, revision: plan.revision }),
+        started: (id, ok, durationMs) =>
+          options.onStart?.({ function: plan.function, revision: plan.revision, id, ok, durationMs }),
         track: (id, p) => (p ? byInstance.set(id, p) : byInstance.delete(id)),
       });
       pools.set(plan.key, pool);
@@ -110,6 +116,11 @@ export function createInstanceManager(options: InstanceManagerOptions): Instance
       const out: EndedInstanceInfo[] = [];
       for (const pool of pools.values()) if (pool.plan.function === functionName) out.push(...pool.ended());
       return out.sort((a, b) => b.endedAt.localeCompare(a.endedAt));
+    },
+    waiting() {
+      const out = new Map<string, number>();
+      for (const pool of pools.values()) out.set(pool.plan.function, (out.get(pool.plan.function) ?? 0) + pool.waiting);
+      return out;
     },
     startError(key) {
       return pools.get(key)?.lastStartError;

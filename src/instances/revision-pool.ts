@@ -34,6 +34,8 @@ export interface PoolDeps {
   /** Requests a revision may hold while waiting for a slot; past it, 503. */
   maxQueue: number;
   log(record: Omit<InstanceLogRecord, 'function' | 'revision'>): void;
+  /** An instance finished starting, successfully or not. */
+  started(id: string, ok: boolean, durationMs: number): void;
   /** Called when an instance id joins or leaves, so the manager can route runtime events. */
   track(id: string, pool: RevisionPool | undefined): void;
 }
@@ -273,6 +275,7 @@ export class RevisionPool {
         this.#startFailures = 0;
         this.#setState(slot, 'ready');
         slot.readyAt = slot.lastUsedAt = this.#deps.clock.now();
+        this.#deps.started(id, true, slot.readyAt - slot.startedAt);
         this.#dispatch();
         if (this.#retired && slot.inFlight === 0) this.#stop(slot, 'revision retired');
       },
@@ -303,6 +306,7 @@ export class RevisionPool {
     this.#slots.delete(slot.id);
     this.#deps.track(slot.id, undefined);
     this.#remember(slot, 'crashed', `failed to start: ${err.message}`);
+    this.#deps.started(slot.id, false, this.#deps.clock.now() - slot.startedAt);
     this.#startFailures++;
     this.#lastStartError = err;
     this.#deps.log({

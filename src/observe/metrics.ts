@@ -1,0 +1,147 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { InvocationRecord } from '../gateway/gateway.js';
+import type { InstanceInfo } from '../instances/types.js';
+import type { ResourceSample } from './instance-sampler.js';
+
+/** What the metrics read at scrape time (gauges), so nothing is kept twice. */
+export interface MetricsSources {
+  /** Live instances with their latest resource sample. */
+  instances(): (InstanceInfo & { usage?: ResourceSample })[];
+  /** Requests held per function, waiting for an instance (the activator queue). */
+  waiting(): Map<string, number>;
+  /** Requests in flight through the gateway. */
+  inFlight(): number;
+}
+
+export interface Metrics {
+  /** The gateway reports each finished request here. */
+  onInvocation(record: InvocationRecord): void;
+  /** The instance manager reports each start (a cold start) here. */
+  onStart(event: { function: string; revision: string; ok: boolean; durationMs: number }): void;
+  /** Prometheus text exposition. */
+  render(): Promise<string>;
+  readonly contentType: string;
+}
+
+// Labels are function and revision only (plus small fixed sets): never instance ids or request
+// paths, so the number of series stays bounded by the number of revisions.
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Prometheus metrics of the node, via prom-client, in a registry of their own. */
+export function createMetrics(sources: MetricsSources, options: { mode?: string } = {}): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'nimbus_node_' });
+  const mode = options.mode ?? 'process';
+
+  const invocations = new Counter({
+    name: 'nimbus_invocations_total',
+    help: 'Requests served through the gateway, by status code class and whether they waited for a cold start',
+    labelNames: ['function', 'revision', 'status', 'cold'],
+    registers: [registry],
+  });
+  const errors = new Counter({
+    name: 'nimbus_invocation_errors_total',
+    help: 'Failed requests: kind "function" (the function answered 5xx) or "platform" (Nimbus answered, code says why)',
+    labelNames: ['function', 'kind', 'code'],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'nimbus_invocation_duration_seconds',
+    help: 'Gateway time per request, from arrival to the end of the response',
+    labelNames: ['function', 'revision'],
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const coldStarts = new Counter({
+    name: 'nimbus_cold_starts_total',
+    help: 'Instance starts, by start mode and outcome',
+    labelNames: ['function', 'revision', 'mode', 'outcome'],
+    registers: [registry],
+  });
+  const coldStartDuration = new Histogram({
+    name: 'nimbus_cold_start_duration_seconds',
+    help: 'Time from asking for an instance to it being ready',
+    labelNames: ['function', 'mode'],
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'nimbus_inflight_requests',
+    help: 'Requests being served through the gateway now',
+    registers: [registry],
+    collect() {
+      this.set(sources.inFlight());
+    },
+  });
+  new Gauge({
+    name: 'nimbus_activator_queue_length',
+    help: 'Requests held waiting for an instance slot',
+    labelNames: ['function'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [fn, n] of sources.waiting()) this.set({ function: fn }, n);
+    },
+  });
+  const perRevision = (
+    name: string,
+    help: string,
+    value: (i: InstanceInfo & { usage?: ResourceSample }) => number | undefined,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['function', 'revision'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const i of sources.instances()) {
+          const v = value(i);
+          if (v !== undefined) this.inc({ function: i.function, revision: i.revision }, v);
+        }
+      },
+    });
+  perRevision(
+    'nimbus_instance_cpu_percent',
+    'CPU use of live instances over the last second, percent of one core, summed',
+    (i) => i.usage?.cpuPercent,
+  );
+  perRevision('nimbus_instance_memory_bytes', 'Memory in use by live instances, summed', (i) => i.usage?.memoryBytes);
+  perRevision('nimbus_instance_inflight', 'Requests in flight inside instances, summed', (i) => i.inFlight);
+  new Gauge({
+    name: 'nimbus_instances',
+    help: 'Live instances by state',
+    labelNames: ['function', 'revision', 'state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const i of sources.instances()) this.inc({ function: i.function, revision: i.revision, state: i.state });
+    },
+  });
+
+  return {
+    contentType: registry.contentType,
+    onInvocation(r) {
+      const revision = r.revision ?? '';
+      // Unknown functions are not counted per name: any URL would otherwise make a new series.
+      if (r.error === 'NIMBUS_ERR_FUNCTION_NOT_FOUND') {
+        errors.inc({ function: '', kind: 'platform', code: r.error });
+        return;
+      }
+      invocations.inc({
+        function: r.function,
+        revision,
+        status: `${Math.floor(r.status / 100)}xx`,
+        cold: String(r.cold),
+      });
+      duration.observe({ function: r.function, revision }, r.durationMs / 1000);
+      if (r.error) errors.inc({ function: r.function, kind: 'platform', code: r.error });
+      else if (r.status >= 500) errors.inc({ function: r.function, kind: 'function', code: '' });
+    },
+    onStart(e) {
+      coldStarts.inc({ function: e.function, revision: e.revision, mode, outcome: e.ok ? 'ready' : 'failed' });
+      if (e.ok) coldStartDuration.observe({ function: e.function, mode }, e.durationMs / 1000);
+    },
+    render: () => registry.metrics(),
+  };
+}

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { APPS, startTestNode, type TestNode } from '../support/nimbus.js';
+
+/** The value of one series in a Prometheus text exposition, or undefined. */
+function value(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('Prometheus metrics', () => {
+  let node: TestNode;
+  before(async () => {
+    node = await startTestNode();
+    assert.equal((await node.deploy(`${APPS}/echo`)).status, 201);
+  });
+  after(() => node.dispose());
+
+  it('counts invocations, cold starts, errors by kind and durations after known traffic', async () => {
+    for (const path of ['/', '/', '/pid', '/throw']) await (await node.call(`/fn/echo${path}`)).arrayBuffer();
+    await (await node.call('/fn/missing/')).arrayBuffer();
+    const res = await node.call('/metrics');
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /text\/plain/);
+    const text = await res.text();
+    const echo = 'function="echo",revision="r1"';
+    assert.equal(
+      value(text, `nimbus_invocations_total{${echo},status="2xx",cold="true"}`),
+      1,
+      'the first request waited for a cold start',
+    );
+    assert.equal(value(text, `nimbus_invocations_total{${echo},status="2xx",cold="false"}`), 2);
+    assert.equal(value(text, `nimbus_invocations_total{${echo},status="5xx",cold="false"}`), 1);
+    assert.equal(value(text, 'nimbus_invocation_errors_total{function="echo",kind="function",code=""}'), 1);
+    assert.equal(
+      value(text, 'nimbus_invocation_errors_total{function="",kind="platform",code="NIMBUS_ERR_FUNCTION_NOT_FOUND"}'),
+      1,
+    );
+    assert.equal(value(text, `nimbus_invocation_duration_seconds_count{${echo}}`), 4);
+    assert.equal(value(text, `nimbus_cold_starts_total{${echo},mode="process",outcome="ready"}`), 1);
+    assert.equal(value(text, 'nimbus_cold_start_duration_seconds_count{function="echo",mode="process"}'), 1);
+    assert.equal(value(text, `nimbus_instances{${echo},state="ready"}`), 1);
+    assert.equal(value(text, 'nimbus_inflight_requests'), 0);
+    assert.ok(
+      (value(text, 'nimbus_node_process_resident_memory_bytes') ?? 0) > 0,
+      'the node reports its own process metrics',
+    );
+  });
+});
