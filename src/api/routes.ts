@@ -4,6 +4,7 @@ import { NimbusError, toNimbusError } from '../core/errors.js';
 import type { FunctionConfig, FunctionRecord } from '../core/types.js';
 import type { InstanceInfo, InstanceLogRecord } from '../instances/types.js';
 import type { LogStore } from '../observe/log-store.js';
+import { type UsageMeter, usageCsv } from '../observe/usage.js';
 import type { FunctionsService } from './functions-service.js';
 import { openApiDocument } from './openapi.js';
 
@@ -14,6 +15,8 @@ export interface ApiOptions {
   maxUploadBytes?: number;
   /** False while the node drains for shutdown. */
   healthy(): boolean;
+  /** Serves `/api/v1/usage`. */
+  usage?: UsageMeter;
   /** Serves `/metrics` in the Prometheus text format. */
   metrics?: { render(): Promise<string>; contentType: string };
   /** How instances run on this node (e.g. `{ sandboxed, warnings }`), shown beside instance lists. */
@@ -81,6 +84,24 @@ export function createApi(options: ApiOptions): Hono {
       ...(d.startError ? { startError: d.startError } : {}),
     });
   });
+
+  const { usage } = options;
+  if (usage) {
+    app.get('/api/v1/usage', (c) => {
+      const rows = usage.query({
+        function: c.req.query('function') || undefined,
+        since: timeParam(c.req.query('since')),
+      });
+      const format = c.req.query('format') ?? 'json';
+      if (format === 'csv') return c.body(usageCsv(rows), 200, { 'content-type': 'text/csv; charset=utf-8' });
+      if (format !== 'json')
+        throw new NimbusError(
+          'NIMBUS_ERR_INVALID_REQUEST',
+          `format: expected json or csv, got ${JSON.stringify(format)}`,
+        );
+      return c.json({ usage: rows });
+    });
+  }
 
   app.get('/api/v1/functions/:name/instances', async (c) => {
     const name = c.req.param('name');

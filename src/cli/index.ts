@@ -8,6 +8,7 @@ import { registerInstances } from './instances.js';
 import { registerInvoke } from './invoke.js';
 import { registerLogs } from './logs.js';
 import { registerServe, type ServeHook } from './serve.js';
+import { registerUsage } from './usage.js';
 
 export { ApiError } from './api-client.js';
 export type { CliContext } from './context.js';
@@ -59,6 +60,7 @@ function createProgram(ctx: CliContext, serve: ServeHook | undefined): Command {
     .showSuggestionAfterError(true);
   registerDeploy(program, ctx);
   registerInvoke(program, ctx);
+  registerUsage(program, ctx);
   registerInstances(program, ctx);
   registerFunctions(program, ctx);
   registerLogs(program, ctx);

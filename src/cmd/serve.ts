@@ -14,6 +14,7 @@ import { createInstanceSampler } from '../observe/instance-sampler.js';
 import { createLogStore } from '../observe/log-store.js';
 import { createMetrics } from '../observe/metrics.js';
 import { procStats } from '../observe/proc-stats.js';
+import { createUsageMeter } from '../observe/usage.js';
 import { createProcessRuntime, type Runtime } from '../runtime/index.js';
 import { createLocalArtifactStore, createSqliteStore } from '../store/index.js';
 
@@ -55,6 +56,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const store = createSqliteStore({ path: join(options.dataDir, 'nimbus.db') });
   const artifacts = createLocalArtifactStore({ dir: join(options.dataDir, 'artifacts') });
   const logs = createLogStore({ path: join(options.dataDir, 'logs.db') });
+  const usage = createUsageMeter({ path: join(options.dataDir, 'usage.db') });
   const runtime = options.runtime ?? createProcessRuntime();
   const manager = createInstanceManager({
     runtime,
@@ -99,9 +101,22 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     manager,
     clock,
     maxBodyBytes: options.maxBodyBytes,
-    onInvocation: (r) => metrics.onInvocation(r),
+    onInvocation: (r) => {
+      metrics.onInvocation(r);
+      const memoryMb = resolver.resolve(r.function)?.spec.memoryMb;
+      if (memoryMb && r.error !== 'NIMBUS_ERR_FUNCTION_NOT_FOUND') {
+        usage.record({ function: r.function, time: Date.now(), durationMs: r.durationMs, memoryMb, cold: r.cold });
+      }
+    },
   });
-  const api = createApi({ service, logs, metrics, maxUploadBytes: options.maxUploadBytes, healthy: () => !draining });
+  const api = createApi({
+    service,
+    logs,
+    metrics,
+    usage,
+    maxUploadBytes: options.maxUploadBytes,
+    healthy: () => !draining,
+  });
   const apiListener = getRequestListener(api.fetch);
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -137,6 +152,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       server.closeAllConnections();
       await closed;
       logs.close();
+      usage.close();
       await store.close();
     },
   };

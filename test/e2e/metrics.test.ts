@@ -46,4 +46,19 @@ describe('Prometheus metrics', () => {
       'the node reports its own process metrics',
     );
   });
+
+  it('meters usage per function and hour, as JSON and CSV', async () => {
+    const { usage } = await node.json('/api/v1/usage?function=echo');
+    assert.equal(usage.length, 1);
+    const [row] = usage;
+    assert.equal(row.invocations, 4);
+    assert.equal(row.coldStarts, 1);
+    // 256 MB for at least 1 ms each: 4 × 0.25 GB × 0.001 s.
+    assert.ok(row.gbSeconds >= 0.001, `gbSeconds ${row.gbSeconds}`);
+    assert.equal(row.hour, `${new Date().toISOString().slice(0, 13)}:00:00.000Z`);
+    const csv = await (await node.call('/api/v1/usage?format=csv')).text();
+    assert.match(csv, /^function,hour,invocations,gb_seconds,cold_starts,egress_bytes\necho,/);
+    assert.doesNotMatch(csv, /missing/, 'unknown functions are not metered');
+    assert.equal((await node.call('/api/v1/usage?format=xml')).status, 400);
+  });
 });
