@@ -95,7 +95,7 @@ export function createSqliteQueue(options: SqliteQueueOptions): Queue {
     due: db.prepare<[string, number, number], { id: string }>(
       "SELECT id FROM jobs WHERE queue = ? AND state = 'queued' AND available_at <= ? ORDER BY available_at, seq LIMIT ?",
     ),
-    take: db.prepare<[number, string, number, number, string], Row>(
+    take: db.prepare<[string, number, number, number, string], Row>(
       "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = ?, available_at = ?, " +
         `started_at = ?, updated_at = ? WHERE id = ? RETURNING ${COLUMNS}`,
     ),
