@@ -2,9 +2,11 @@ import { type Context, Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { NimbusError, toNimbusError } from '../core/errors.js';
 import type { FunctionConfig, FunctionRecord } from '../core/types.js';
+import type { AsyncInvocations } from '../events/types.js';
 import type { InstanceInfo, InstanceLogRecord } from '../instances/types.js';
 import type { LogStore } from '../observe/log-store.js';
 import { type UsageMeter, usageCsv } from '../observe/usage.js';
+import { registerEventRoutes } from './events-routes.js';
 import type { FunctionsService } from './functions-service.js';
 import { openApiDocument } from './openapi.js';
 
@@ -19,6 +21,8 @@ export interface ApiOptions {
   usage?: UsageMeter;
   /** Serves `/metrics` in the Prometheus text format. */
   metrics?: { render(): Promise<string>; contentType: string };
+  /** Serves async invocations, dead letters and async settings (`/api/v1/invocations`, `…/dlq`). */
+  events?: AsyncInvocations;
   /** How instances run on this node (e.g. `{ sandboxed, warnings }`), shown beside instance lists. */
   runtimeInfo?(): Record<string, unknown>;
 }
@@ -152,6 +156,7 @@ export function createApi(options: ApiOptions): Hono {
     });
   });
 
+  if (options.events) registerEventRoutes(app, options.events);
   return app;
 }
 

@@ -8,6 +8,7 @@ import { packDirectory } from '../cli/pack.js';
 import { systemClock } from '../core/clock.js';
 import { NimbusError } from '../core/errors.js';
 import { packageRoot } from '../core/package-root.js';
+import { type AsyncDefaults, createAsyncEndpoint, createAsyncInvocations, createInvoker } from '../events/index.js';
 import { createGateway, createStoreResolver, sendPlatformError } from '../gateway/index.js';
 import { createInstanceManager } from '../instances/index.js';
 import { createInstanceSampler } from '../observe/instance-sampler.js';
@@ -15,6 +16,7 @@ import { createLogStore } from '../observe/log-store.js';
 import { createMetrics } from '../observe/metrics.js';
 import { procStats } from '../observe/proc-stats.js';
 import { createUsageMeter } from '../observe/usage.js';
+import { createSqliteQueue } from '../queue/index.js';
 import { createProcessRuntime, type Runtime } from '../runtime/index.js';
 import { createLocalArtifactStore, createSqliteStore } from '../store/index.js';
 
@@ -35,6 +37,8 @@ export interface NimbusOptions {
   drainTimeoutMs?: number;
   /** Instance provider; default the process runtime. */
   runtime?: Runtime;
+  /** Async invocation defaults (retries, backoff, retention…); see src/events/types.ts. */
+  async?: Partial<AsyncDefaults>;
 }
 
 export interface NimbusNode {
@@ -109,7 +113,20 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       }
     },
   });
+  // Async invocations: their own SQLite file, invoked through the same resolver and instance slots.
+  const queue = createSqliteQueue({ path: join(options.dataDir, 'queue.db'), clock });
+  const invocations = createAsyncInvocations({
+    queue,
+    clock,
+    invoker: createInvoker({ resolver, manager, clock, maxBodyBytes: options.async?.maxResultBytes }),
+    configs: store.bucket('async-config'),
+    exists: (name) => resolver.resolve(name) !== undefined,
+    timeoutMs: (name) => resolver.resolve(name)?.spec.timeoutMs,
+    defaults: options.async,
+  });
+  const handleAsync = createAsyncEndpoint({ invocations, maxBodyBytes: options.maxBodyBytes });
   const api = createApi({
+    events: invocations,
     service,
     logs,
     metrics,
@@ -121,8 +138,13 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
-    if (!url.startsWith('/fn/')) return void apiListener(req, res);
+    const isAsync = url.startsWith('/async/fn/');
+    if (!url.startsWith('/fn/') && !isAsync) return void apiListener(req, res);
     if (draining) return sendPlatformError(res, new NimbusError('NIMBUS_ERR_SHUTTING_DOWN', 'Nimbus is shutting down'));
+    if (isAsync) {
+      const { name, path } = splitFunctionUrl(url.slice('/async'.length));
+      return void handleAsync(req, res, name, path);
+    }
     const { name, path } = splitFunctionUrl(url);
     void gateway.handle(req, res, name, path);
   });
@@ -135,6 +157,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const url = `http://${host}:${address.port}`;
 
   for (const plan of resolver.plans()) manager.ensureMin(plan);
+  await invocations.start();
   const examples = options.examples && resolver.plans().length === 0 ? await deployExamples(service) : [];
 
   return {
@@ -146,6 +169,8 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await Promise.race([gateway.idle(), delay(options.drainTimeoutMs ?? 30_000)]);
+      // Unfinished async work stays in the queue and runs again at the next start.
+      await invocations.close(options.drainTimeoutMs ?? 30_000);
       sampler.stop();
       await manager.close();
       await runtime.close();
@@ -153,6 +178,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       await closed;
       logs.close();
       usage.close();
+      await queue.close();
       await store.close();
     },
   };

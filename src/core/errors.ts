@@ -41,6 +41,11 @@ export const ErrorCodes = {
     fix: 'Deploy the function first, or check its name with `nimbus ls`.',
   },
   NIMBUS_ERR_REVISION_NOT_FOUND: { status: 404, userFault: true, fix: 'List the revisions with `nimbus get NAME`.' },
+  NIMBUS_ERR_INVOCATION_NOT_FOUND: {
+    status: 404,
+    userFault: true,
+    fix: 'Check the id printed by `nimbus invoke --async`; results are kept for 24 h (dead letters for 14 days), then pruned.',
+  },
   NIMBUS_ERR_ROUTE_NOT_FOUND: {
     status: 404,
     userFault: true,

@@ -1,0 +1,140 @@
+import type { Clock } from '../core/clock.js';
+import { NimbusError, PLATFORM_ERROR_HEADER, toNimbusError } from '../core/errors.js';
+import type { Resolver } from '../gateway/resolver.js';
+import type { InstanceManager, Lease } from '../instances/index.js';
+import { DEADLINE_HEADER, REQUEST_ID_HEADER } from '../runtime/types.js';
+
+/** A stored request, replayed against a function. */
+export interface InvocationRequest {
+  method: string;
+  /** What the function sees: `/path?query`. */
+  path: string;
+  headers: Record<string, string>;
+  body?: Uint8Array;
+}
+
+/** What one attempt produced. Platform failures are answers too (with `platformError` set), never exceptions. */
+export interface InvocationResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** At most `maxBodyBytes`; `truncated` says whether more was read and dropped. */
+  body: Buffer;
+  truncated: boolean;
+  /** The catalogue code when the platform made the answer (timeout, crash, unknown function…). */
+  platformError?: string;
+  revision?: string;
+  cold: boolean;
+  durationMs: number;
+}
+
+/** Calls a function the way the gateway does, for work that has no HTTP client waiting on it. */
+export interface Invoker {
+  invoke(name: string, request: InvocationRequest, options?: { requestId?: string }): Promise<InvocationResponse>;
+}
+
+export interface InvokerOptions {
+  resolver: Resolver;
+  manager: InstanceManager;
+  clock: Clock;
+  /** Bytes of the response body kept. Default 256 KB. */
+  maxBodyBytes?: number;
+}
+
+/**
+ * resolve → acquire (wakes a function scaled to zero) → instance.fetch → release, with the
+ * function's timeout aborting the attempt and recycling the instance, as src/gateway/gateway.ts
+ * does for synchronous traffic.
+ */
+export function createInvoker(options: InvokerOptions): Invoker {
+  const { resolver, manager, clock } = options;
+  const maxBody = options.maxBodyBytes ?? 256 * 1024;
+
+  return {
+    async invoke(name, request, opts = {}) {
+      const started = performance.now();
+      const controller = new AbortController();
+      let cancelTimer = () => {};
+      let lease: Lease | undefined;
+      let revision: string | undefined;
+      let timedOut = false;
+      try {
+        const plan = resolver.resolve(name);
+        if (!plan) throw new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function not found: ${name}`);
+        revision = plan.revision;
+        const timeoutMs = plan.spec.timeoutMs;
+        const deadline = clock.now() + timeoutMs;
+        cancelTimer = clock.setTimer(() => {
+          timedOut = true;
+          controller.abort(
+            new NimbusError(
+              'NIMBUS_ERR_TIMEOUT',
+              `Function ${name} did not answer within its timeout of ${timeoutMs / 1000} s`,
+            ),
+          );
+        }, timeoutMs);
+        lease = await manager.acquire(plan, controller.signal);
+        const headers = new Headers(request.headers);
+        if (opts.requestId) headers.set(REQUEST_ID_HEADER, opts.requestId);
+        headers.set(DEADLINE_HEADER, String(deadline));
+        const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body;
+        const response = await lease.instance.fetch(
+          new Request(`http://${headers.get('host') ?? 'localhost'}${request.path}`, {
+            method: request.method,
+            headers,
+            body: hasBody ? request.body : undefined,
+            signal: controller.signal,
+          }),
+          { signal: controller.signal },
+        );
+        const { body, truncated } = await readBounded(response, maxBody);
+        const out: InvocationResponse = {
+          status: response.status,
+          headers: Object.fromEntries(response.headers),
+          body,
+          truncated,
+          revision,
+          cold: lease.cold,
+          durationMs: performance.now() - started,
+        };
+        const tag = response.headers.get(PLATFORM_ERROR_HEADER);
+        if (tag) out.platformError = tag;
+        return out;
+      } catch (err) {
+        const error = toNimbusError(controller.signal.aborted ? controller.signal.reason : err);
+        const body = Buffer.from(JSON.stringify(error.toJSON()));
+        return {
+          status: error.status,
+          headers: { 'content-type': 'application/json', [PLATFORM_ERROR_HEADER]: error.code },
+          body,
+          truncated: false,
+          platformError: error.code,
+          revision,
+          cold: lease?.cold ?? false,
+          durationMs: performance.now() - started,
+        };
+      } finally {
+        cancelTimer();
+        lease?.release({ recycle: timedOut });
+      }
+    },
+  };
+}
+
+/** Reads the whole body (so the instance is free again) but keeps at most `max` bytes. */
+async function readBounded(response: Response, max: number): Promise<{ body: Buffer; truncated: boolean }> {
+  if (!response.body) return { body: Buffer.alloc(0), truncated: false };
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  let truncated = false;
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    if (kept >= max) {
+      truncated = true;
+      continue;
+    }
+    const part = Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.length, max - kept));
+    if (part.length < chunk.length) truncated = true;
+    chunks.push(Buffer.from(part));
+    kept += part.length;
+  }
+  return { body: Buffer.concat(chunks), truncated };
+}
