@@ -1,19 +1,47 @@
 // Warm throughput and latency of a hello function through the gateway vs. the same handler on a
-// bare node:http server, side by side in one run (rounds alternate so drift hits both alike).
+// bare node:http server, side by side in one run (rounds alternate so drift hits both alike), with
+// the CPU each process spent per request (from /proc: on 2 cores wrk, gateway and guest share the
+// CPU, so req/s alone hides where the time goes).
 // Run: npm run build && node --import tsx bench/gateway.ts [seconds=5] [connections=16] [rounds=3]
+// Optional: BEFORE=/path/to/another/nimbus/checkout (built) adds that build as a third target,
+// for a before/after table from one run.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deploy, ROOT, spawnUntil, startNimbusProcess } from './support.js';
 
 const [seconds = '5', connections = '16', rounds = '3'] = process.argv.slice(2);
+const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 
 interface WrkResult {
   rps: number;
   p50: number;
   p99: number;
+  /** CPU µs per request, per process name. */
+  cpu: Record<string, number>;
 }
 
-function wrk(url: string): WrkResult {
+/** utime + stime of a process, in µs. */
+function cpuOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+}
+
+/** Children of `pid` whose command line matches `pattern`. */
+function childrenOf(pid: number, pattern: string): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid), '-f', pattern], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function wrk(url: string, pids: Record<string, number>): WrkResult {
+  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuOf(pid)]));
   const out = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url], { encoding: 'utf8' });
   const ms = (label: string) => {
     const m = new RegExp(`${label}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
@@ -22,37 +50,66 @@ function wrk(url: string): WrkResult {
   };
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
   if (non2xx) throw new Error(`${non2xx[1]} error responses from ${url}`);
-  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]), p50: ms('50'), p99: ms('99') };
+  const total = Number(/(\d+) requests in/.exec(out)![1]);
+  const cpu = Object.fromEntries(
+    Object.entries(pids).map(([name, pid]) => [name, (cpuOf(pid) - before[name]!) / total]),
+  );
+  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]), p50: ms('50'), p99: ms('99'), cpu };
+}
+
+async function nimbusTarget(root: string) {
+  const nimbus = await startNimbusProcess(root);
+  await deploy(nimbus.url, join(ROOT, 'bench/fixtures/hello'), {
+    name: 'hello',
+    concurrency: 100,
+    scale: { min: 1, max: 1 },
+  });
+  const url = `${nimbus.url}/fn/hello/`;
+  await fetch(url).then((r) => r.text());
+  const guest = childrenOf(nimbus.child.pid!, 'guest/function')[0];
+  if (!guest) throw new Error('no guest process found');
+  return { url, child: nimbus.child, pids: { gateway: nimbus.child.pid!, guest } };
 }
 
 const bare = await spawnUntil(process.execPath, [join(ROOT, 'bench/fixtures/bare-server.mjs')], /listening (\d+)/);
-const bareUrl = `http://127.0.0.1:${bare.match[1]}/`;
-const nimbus = await startNimbusProcess();
-await deploy(nimbus.url, join(ROOT, 'bench/fixtures/hello'), {
-  name: 'hello',
-  concurrency: 100,
-  scale: { min: 1, max: 1 },
-});
-const fnUrl = `${nimbus.url}/fn/hello/`;
-await fetch(fnUrl).then((r) => r.text());
-
-const results: { bare: WrkResult[]; gateway: WrkResult[] } = { bare: [], gateway: [] };
+const targets: { name: string; url: string; pids: Record<string, number> }[] = [
+  { name: 'bare node:http', url: `http://127.0.0.1:${bare.match[1]}/`, pids: { server: bare.child.pid! } },
+];
+const children = [bare.child];
 try {
-  for (let i = 0; i < Number(rounds); i++) {
-    results.bare.push(wrk(bareUrl));
-    results.gateway.push(wrk(fnUrl));
+  if (process.env.BEFORE) {
+    const before = await nimbusTarget(process.env.BEFORE);
+    children.push(before.child);
+    targets.push({ name: 'nimbus gateway (before)', ...before });
   }
+  const after = await nimbusTarget(ROOT);
+  children.push(after.child);
+  targets.push({ name: process.env.BEFORE ? 'nimbus gateway (after)' : 'nimbus gateway', ...after });
+} catch (err) {
+  for (const child of children) child.kill('SIGTERM');
+  throw err;
+}
+
+const results = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
+try {
+  for (let i = 0; i < Number(rounds); i++) for (const t of targets) results.get(t.name)!.push(wrk(t.url, t.pids));
 } finally {
-  bare.child.kill();
-  nimbus.child.kill('SIGTERM');
+  for (const child of children) child.kill('SIGTERM');
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const row = (name: string, r: WrkResult[]) =>
-  `| ${name} | ${median(r.map((x) => x.rps)).toFixed(0)} | ${median(r.map((x) => x.p50)).toFixed(3)} | ${median(r.map((x) => x.p99)).toFixed(3)} |`;
+const med = (name: string, pick: (r: WrkResult) => number) => median(results.get(name)!.map(pick));
+const bareRps = med('bare node:http', (r) => r.rps);
+const bareP50 = med('bare node:http', (r) => r.p50);
 console.log(`wrk -t1 -c${connections} -d${seconds}s, ${rounds} alternating rounds, medians`);
-console.log('| target | req/s | p50 ms | p99 ms |\n| --- | --- | --- | --- |');
-console.log(row('bare node:http', results.bare));
-console.log(row('nimbus gateway', results.gateway));
-const ratio = median(results.gateway.map((x) => x.rps)) / median(results.bare.map((x) => x.rps));
-const added = median(results.gateway.map((x) => x.p50)) - median(results.bare.map((x) => x.p50));
-console.log(`\ngateway / bare throughput: ${(ratio * 100).toFixed(0)}%   added p50: ${added.toFixed(3)} ms`);
+console.log('| target | req/s | vs bare | p50 ms | added p50 ms | p99 ms | CPU µs/req |');
+console.log('| --- | --- | --- | --- | --- | --- | --- |');
+for (const { name } of targets) {
+  const rps = med(name, (r) => r.rps);
+  const p50 = med(name, (r) => r.p50);
+  const cpu = Object.keys(results.get(name)![0]!.cpu)
+    .map((proc) => `${proc} ${med(name, (r) => r.cpu[proc]!).toFixed(0)}`)
+    .join(', ');
+  console.log(
+    `| ${name} | ${rps.toFixed(0)} | ${((rps / bareRps) * 100).toFixed(0)}% | ${p50.toFixed(3)} | ${(p50 - bareP50).toFixed(3)} | ${med(name, (r) => r.p99).toFixed(3)} | ${cpu} |`,
+  );
+}

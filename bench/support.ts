@@ -28,12 +28,12 @@ export function spawnUntil(
   });
 }
 
-/** A Nimbus node as its own process, with a temp data dir. */
-export async function startNimbusProcess(): Promise<{ url: string; child: ChildProcess }> {
+/** A Nimbus node as its own process, with a temp data dir; `root` is the checkout to run (built). */
+export async function startNimbusProcess(root = ROOT): Promise<{ url: string; child: ChildProcess }> {
   const data = mkdtempSync(join(tmpdir(), 'nimbus-bench-'));
   const { child, match } = await spawnUntil(
     process.execPath,
-    ['bin/nimbus.js', 'serve', '--port', '0', '--data', data, '--no-examples'],
+    [join(root, 'bin/nimbus.js'), 'serve', '--port', '0', '--data', data, '--no-examples'],
     /listening on (http:\/\/[\d.:]+)/,
   );
   return { url: match[1]!, child };

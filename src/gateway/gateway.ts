@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.js';
 import { NimbusError, toNimbusError } from '../core/errors.js';
 import type { InstanceManager, Lease } from '../instances/index.js';
+import { createLazyRequest, type LazyResponseParts, takeLazyResponseParts } from '../runtime/channel/index.js';
 import { DEADLINE_HEADER, REQUEST_ID_HEADER } from '../runtime/types.js';
 import { BodyLimit } from './body-limit.js';
 import { sendPlatformError } from './platform-error.js';
@@ -87,7 +87,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       const request = toRequest(req, path, requestId, deadline, limiter, controller.signal);
       const response = await lease.instance.fetch(request, { signal: controller.signal });
       record.status = response.status;
-      await writeResponse(res, response, controller.signal);
+      const parts = takeLazyResponseParts(response);
+      if (parts) await writeParts(res, parts);
+      else await writeResponse(res, response, controller.signal);
     } catch (err) {
       const reason = controller.signal.aborted ? controller.signal.reason : err;
       const error = limiter.exceeded ? tooLarge(maxBody) : toNimbusError(reason);
@@ -117,6 +119,13 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
 }
 
+// The gateway sets these itself: a client's own values must not reach the function.
+const FORWARDED = new Set(['x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-for']);
+
+/**
+ * The Request the instance gets: a lazy one (runtime/channel), so a provider that moves Node
+ * streams never pays for a web Request and stream, and any other sees a complete Request.
+ */
 function toRequest(
   req: IncomingMessage,
   path: string,
@@ -125,24 +134,65 @@ function toRequest(
   limiter: BodyLimit,
   signal: AbortSignal,
 ): Request {
-  const headers = new Headers();
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    const key = req.rawHeaders[i]!.toLowerCase();
-    if (!HOP_BY_HOP.has(key) && !key.startsWith('x-nimbus-')) headers.append(key, req.rawHeaders[i + 1]!);
+  const headers: string[] = [];
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const key = raw[i]!.toLowerCase();
+    if (!HOP_BY_HOP.has(key) && !FORWARDED.has(key) && !key.startsWith('x-nimbus-')) headers.push(key, raw[i + 1]!);
   }
   const host = req.headers.host ?? 'localhost';
-  headers.set('x-forwarded-host', host);
-  headers.set('x-forwarded-proto', 'http');
-  if (req.socket.remoteAddress) headers.set('x-forwarded-for', req.socket.remoteAddress);
-  headers.set(REQUEST_ID_HEADER, requestId);
-  headers.set(DEADLINE_HEADER, String(deadline));
+  headers.push('x-forwarded-host', host, 'x-forwarded-proto', 'http');
+  if (req.socket.remoteAddress) headers.push('x-forwarded-for', req.socket.remoteAddress);
+  headers.push(REQUEST_ID_HEADER, requestId, DEADLINE_HEADER, String(deadline));
   const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
-  return new Request(`http://${host}${path}`, {
-    method: req.method,
+  return createLazyRequest({
+    method: req.method ?? 'GET',
+    host,
+    path,
     headers,
-    body: hasBody ? (Readable.toWeb(req.pipe(limiter)) as ReadableStream) : undefined,
-    signal,
-    duplex: 'half',
+    body: hasBody ? req.pipe(limiter) : null,
+    signal: () => signal,
+  });
+}
+
+/**
+ * Writes a lazy Response with Node streams: headers and a body that is complete by now in one
+ * write (res.end), else each chunk as it comes (the first one is never held back), honouring the
+ * client's back-pressure. An abort reaches the body as an error through the channel.
+ */
+function writeParts(res: ServerResponse, { status, headers, body }: LazyResponseParts): Promise<void> {
+  delete headers.host;
+  delete headers['keep-alive'];
+  delete headers.upgrade;
+  delete headers.te;
+  delete headers.trailer;
+  delete headers['proxy-connection'];
+  res.writeHead(status, headers as Record<string, string | string[]>);
+  if (!body) {
+    res.end();
+    return Promise.resolve();
+  }
+  if (body.complete) {
+    res.end(body.takeAll());
+    return Promise.resolve();
+  }
+  return new Promise<void>((resolve, reject) => {
+    const resume = () => body.resume();
+    body.attach({
+      write(chunk) {
+        if (res.write(chunk)) return true;
+        res.once('drain', resume);
+        return false;
+      },
+      end() {
+        res.end();
+        resolve();
+      },
+      error(err) {
+        res.off('drain', resume);
+        reject(err);
+      },
+    });
   });
 }
 
