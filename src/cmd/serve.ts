@@ -134,7 +134,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     maxUploadBytes: options.maxUploadBytes,
     healthy: () => !draining,
   });
-  const apiListener = getRequestListener(api.fetch);
+  const apiListener = getRequestListener(api.fetch, { overrideGlobalObjects: false });
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';

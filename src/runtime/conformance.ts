@@ -5,10 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { hasCode, PLATFORM_ERROR_HEADER } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { packageRoot } from '../core/package-root.js';
+import { createLazyRequest } from './channel/index.js';
 import {
   DEADLINE_HEADER,
   type Instance,
@@ -121,6 +123,53 @@ export function runRuntimeConformance(
         assert.equal(await read(), 'DEF');
         push(null);
         assert.equal((await reader.read()).done, true);
+      });
+
+      // The gateway sends lazy Requests (runtime/channel): every provider must serve them like
+      // complete ones, whether it moves their Node streams as they are or reads them as web objects.
+      it('serves a lazy Request (what the gateway sends) like a complete one', async () => {
+        const res = await echo.fetch(
+          createLazyRequest({
+            method: 'PUT',
+            host: 'fn.test',
+            path: '/lazy?x=1',
+            headers: ['x-test', 'lazy', REQUEST_ID_HEADER, 'req-lazy'],
+            body: new PassThrough().end('lazy body'),
+          }),
+        );
+        const body = await json(res);
+        assert.deepEqual(
+          [body.method, body.path, body.query, body.body, body.host, body.headers['x-test'], body.requestId],
+          ['PUT', '/lazy', { x: '1' }, 'lazy body', 'fn.test', 'lazy', 'req-lazy'],
+        );
+      });
+
+      it('streams a lazy Request body and the answer chunk by chunk', async () => {
+        const input = new PassThrough();
+        input.write('abc');
+        const res = await echo.fetch(
+          createLazyRequest({ method: 'POST', host: 'fn.test', path: '/duplex', headers: [], body: input }),
+        );
+        const reader = res.body!.getReader();
+        const read = async () => new TextDecoder().decode((await reader.read()).value);
+        assert.equal(await read(), 'ABC');
+        input.write('def');
+        assert.equal(await read(), 'DEF');
+        input.end();
+        assert.equal((await reader.read()).done, true);
+      });
+
+      it('rejects with the abort reason when a lazy Request is aborted', async () => {
+        const controller = new AbortController();
+        const hanging = nextEvent((e) => e.type === 'log' && e.id === echo.id && e.line === 'hanging now');
+        const pending = echo.fetch(
+          createLazyRequest({ method: 'GET', host: 'fn.test', path: '/hang', headers: [], body: null }),
+          { signal: controller.signal },
+        );
+        await hanging;
+        const reason = new Error('client went away');
+        controller.abort(reason);
+        await assert.rejects(pending, (err) => err === reason);
       });
 
       it('serves concurrent requests on one instance', async () => {
