@@ -25,6 +25,7 @@ describe('resolveConfig', () => {
       handler: 'index.ts',
       env: {},
       memory: 256,
+      network: 'egress',
       timeout: 30,
       concurrency: 10,
       scale: { min: 0, max: 10, idleTimeout: 300 },
@@ -39,6 +40,7 @@ describe('resolveConfig', () => {
       command: ['python3', 'server.py', '--quiet'],
       env: { GREETING: 'hi', WORKERS: '2' },
       memory: 128,
+      network: 'egress',
       timeout: 30,
       concurrency: 10,
       scale: { min: 0, max: 3, idleTimeout: 300 },
@@ -127,6 +129,22 @@ describe('resolveConfig', () => {
       assert.throws(
         () => resolve(withYaml('scale:\n  max: 0\n')),
         manifestError(/^nimbus\.yaml:2: scale\.max: expected an integer from 1/),
+      );
+    });
+    it('reads cpu (cores, to the milli-core) and network (none or egress)', () => {
+      const config = resolve(withYaml('cpu: 0.25\nnetwork: none\n'));
+      assert.deepEqual([config.cpu, config.network], [0.25, 'none']);
+      assert.equal(resolve(withYaml('cpu: 0.3333\n')).cpu, 0.333);
+      assert.equal(resolve(src({ 'index.js': '' })).cpu, undefined, 'unset: scaled with memory by the runtime');
+      assert.equal(resolve(withYaml('network: none\n'), { network: 'egress' }).network, 'egress');
+      assert.throws(
+        () => resolve(withYaml('cpu: 0\n')),
+        manifestError(/cpu: expected a number of CPU cores from 0.05/),
+      );
+      assert.throws(() => resolve(withYaml('cpu: "1"\n')), manifestError(/cpu: expected a number/));
+      assert.throws(
+        () => resolve(withYaml('network: host\n')),
+        manifestError('nimbus.yaml:1: network: expected "none" or "egress", got "host"'),
       );
     });
     it('rejects unknown fields, suggesting the near one', () => {

@@ -12,6 +12,7 @@ export const CONFIG_DEFAULTS = {
   runtime: 'node',
   env: {},
   memory: 256,
+  network: 'egress',
   timeout: 30,
   concurrency: 10,
   scale: { min: 0, max: 10, idleTimeout: 300 },
@@ -65,10 +66,14 @@ export function resolveConfig(
     runtime,
     env: { ...fromFile.env, ...fromFlags.env },
     memory: fromFlags.memory ?? fromFile.memory ?? CONFIG_DEFAULTS.memory,
+    network: fromFlags.network ?? fromFile.network ?? CONFIG_DEFAULTS.network,
     timeout: fromFlags.timeout ?? fromFile.timeout ?? CONFIG_DEFAULTS.timeout,
     concurrency: fromFlags.concurrency ?? fromFile.concurrency ?? CONFIG_DEFAULTS.concurrency,
     scale,
   };
+
+  const cpu = fromFlags.cpu ?? fromFile.cpu;
+  if (cpu !== undefined) config.cpu = cpu;
 
   const handler = fromFlags.handler ?? fromFile.handler;
   const command = fromFlags.command ?? fromFile.command;

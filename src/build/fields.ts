@@ -1,5 +1,5 @@
 import { NimbusError } from '../core/errors.js';
-import type { RuntimeKind, ScaleConfig } from '../core/types.js';
+import type { NetworkMode, RuntimeKind, ScaleConfig } from '../core/types.js';
 import { parseDurationSeconds } from './duration.js';
 import { splitCommand } from './shell-words.js';
 
@@ -11,6 +11,8 @@ export interface ConfigLayer {
   command?: string[];
   env?: Record<string, string>;
   memory?: number;
+  cpu?: number;
+  network?: NetworkMode;
   timeout?: number;
   concurrency?: number;
   scale?: Partial<ScaleConfig>;
@@ -24,13 +26,26 @@ export interface LayerSource {
 
 export const LIMITS = {
   memory: [64, 10240],
+  cpu: [0.05, 64],
   timeout: [1, 900],
   concurrency: [1, 1000],
   // Timers in Node fire at once beyond 2^31-1 ms (~24.8 days); a week is far below that.
   idleTimeout: [1, 7 * 24 * 3600],
 } as const;
 
-const TOP_FIELDS = ['name', 'runtime', 'handler', 'command', 'env', 'memory', 'timeout', 'concurrency', 'scale'];
+const TOP_FIELDS = [
+  'name',
+  'runtime',
+  'handler',
+  'command',
+  'env',
+  'memory',
+  'cpu',
+  'network',
+  'timeout',
+  'concurrency',
+  'scale',
+];
 const SCALE_FIELDS = ['min', 'max', 'idleTimeout'];
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -110,6 +125,18 @@ export function parseLayer(raw: unknown, source: LayerSource): ConfigLayer {
         break;
       case 'env':
         layer.env = parseEnv(value, (key, m) => fail(key === undefined ? [field] : [field, key], m));
+        break;
+      case 'cpu': {
+        const [min, max] = LIMITS.cpu;
+        if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max)
+          fail([field], `expected a number of CPU cores from ${min} to ${max} (e.g. 0.5), got ${show(value)}`);
+        // Whole milli-cores: the quota is set in microseconds per 100 ms period.
+        layer.cpu = Math.round((value as number) * 1000) / 1000;
+        break;
+      }
+      case 'network':
+        if (value !== 'none' && value !== 'egress') fail([field], `expected "none" or "egress", got ${show(value)}`);
+        layer.network = value as NetworkMode;
         break;
       case 'memory':
       case 'timeout':

@@ -76,6 +76,11 @@ export const ErrorCodes = {
     userFault: true,
     fix: 'The instance exited while serving the request; `nimbus logs NAME` shows why. It is replaced automatically.',
   },
+  NIMBUS_ERR_OUT_OF_MEMORY: {
+    status: 502,
+    userFault: true,
+    fix: 'The instance used more than its `memory` and was killed; raise `memory` in the manifest or use less. It is replaced automatically.',
+  },
   NIMBUS_ERR_START_FAILED: {
     status: 502,
     userFault: true,

@@ -2,6 +2,9 @@
 
 export type RuntimeKind = 'node' | 'app';
 
+/** `none`: an empty network namespace (loopback only); `egress`: the host's network. */
+export type NetworkMode = 'none' | 'egress';
+
 /** Scaling settings of one function (first cut; the autoscaler issue widens it). */
 export interface ScaleConfig {
   /** Instances kept warm at all times. Default 0 (scale to zero). */
@@ -24,8 +27,12 @@ export interface FunctionConfig {
   /** App mode: the program to run, as argv. It must listen on $PORT. */
   command?: string[];
   env: Record<string, string>;
-  /** Memory in MB. Default 256. */
+  /** Memory in MB: a hard limit. Default 256. */
   memory: number;
+  /** CPU cores (e.g. 0.5). Unset: scaled with memory, 1 core per 1769 MB, at least 0.5. */
+  cpu?: number;
+  /** Network access. Default `egress`. */
+  network: NetworkMode;
   /** Request timeout in seconds. Default 30. */
   timeout: number;
   /** Maximum in-flight requests per instance. Default 10. */

@@ -37,6 +37,8 @@ export function planFor(revision: RevisionRecord, artifactDir: string): Revision
       command: config.command,
       env: config.env,
       memoryMb: config.memory,
+      cpu: config.cpu,
+      network: config.network ?? 'egress',
       timeoutMs: config.timeout * 1000,
     },
   };

@@ -22,6 +22,10 @@ export interface InstanceSpec {
   /** The function's own environment variables (the platform adds its own on top). */
   env: Record<string, string>;
   memoryMb: number;
+  /** CPU cores (e.g. 0.5); unset: scaled with memoryMb. Enforced by sandboxing providers. */
+  cpu?: number;
+  /** `none`: no network but loopback; `egress` (default): the host's network. */
+  network?: 'none' | 'egress';
   /** Per-request timeout the function sees in its context (the gateway enforces it). */
   timeoutMs: number;
   /** How long `start` may take before it fails with NIMBUS_ERR_START_FAILED. */

@@ -15,10 +15,10 @@ describe('scaling on one node', () => {
   it('scales to zero after idleTimeout, and holds the next request until a new instance is ready', async () => {
     const { status } = await node.deploy(`${APPS}/echo`, { name: 'idle', scale: { idleTimeout: 1 } });
     assert.equal(status, 201);
-    const first = await (await node.call('/fn/idle/pid')).text();
+    const first = await (await node.call('/fn/idle/id')).text();
     assert.equal((await instances(node, 'idle')).length, 1);
     await eventually(async () => (await instances(node, 'idle')).length === 0, 10_000, 'scale to zero');
-    const res = await node.call('/fn/idle/pid');
+    const res = await node.call('/fn/idle/id');
     assert.equal(res.status, 200, 'the request at zero was held, not dropped');
     assert.notEqual(await res.text(), first, 'served by a new instance');
   });
@@ -32,8 +32,8 @@ describe('scaling on one node', () => {
       answers.every((a) => a.startsWith('slept ')),
       answers.join(),
     );
-    const pids = new Set(answers.map((a) => a.split(' ')[1]));
-    assert.equal(pids.size, 3, 'six requests on three instances (max), each serving one at a time');
+    const ids = new Set(answers.map((a) => a.split(' ')[1]));
+    assert.equal(ids.size, 3, 'six requests on three instances (max), each serving one at a time');
     const list = await instances(node, 'burst');
     assert.equal(list.length, 3);
     assert.equal(

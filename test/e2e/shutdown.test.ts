@@ -36,11 +36,12 @@ describe('nimbus serve as a process', () => {
     const { archive } = await packDirectory(`${APPS}/echo`);
     const deployed = await fetch(`${url}/api/v1/functions`, { method: 'POST', body: archive });
     assert.equal(deployed.status, 201);
-    const pid = Number(await (await fetch(`${url}/fn/echo/pid`)).text());
     const slow = fetch(`${url}/fn/echo/sleep?ms=700`);
+    let pid = 0; // the host pid of the instance (inside its sandbox it has a pid of its own)
     await eventually(
       async () => {
         const { instances } = await readJson(await fetch(`${url}/api/v1/functions/echo`));
+        pid = instances[0]?.pid;
         return instances.some((i: { inFlight: number }) => i.inFlight === 1);
       },
       5000,

@@ -53,3 +53,65 @@ export function readLines(stream: Readable, onLine: (line: OutputLine) => void):
     } else onLine(parsed);
   }
 }
+
+/** Output an instance may write per second before lines are dropped. */
+export interface OutputRate {
+  /** Default 1000. */
+  linesPerSecond?: number;
+  /** Default 1 MiB. */
+  bytesPerSecond?: number;
+}
+
+export const OUTPUT_RATE_DEFAULTS = { linesPerSecond: 1000, bytesPerSecond: 1024 * 1024 } as const;
+
+/**
+ * Two token buckets (lines and bytes), each holding one second's worth, refilled continuously.
+ * A line that finds either empty is dropped and counted; the caller reports the count with the
+ * next line that passes (or at exit), so a flood costs the node a counter, not memory.
+ */
+export class OutputLimiter {
+  readonly #lineRate: number;
+  readonly #byteRate: number;
+  readonly #now: () => number;
+  #lines: number;
+  #bytes: number;
+  #last: number;
+  #dropped = 0;
+
+  constructor(rate: OutputRate = {}, now: () => number = Date.now) {
+    this.#lineRate = rate.linesPerSecond ?? OUTPUT_RATE_DEFAULTS.linesPerSecond;
+    this.#byteRate = rate.bytesPerSecond ?? OUTPUT_RATE_DEFAULTS.bytesPerSecond;
+    this.#now = now;
+    this.#lines = this.#lineRate;
+    this.#bytes = this.#byteRate;
+    this.#last = now();
+  }
+
+  /** True when a line of `length` may pass; false (and counted) when it is dropped. */
+  take(length: number): boolean {
+    const now = this.#now();
+    const seconds = Math.max(0, now - this.#last) / 1000;
+    this.#last = now;
+    this.#lines = Math.min(this.#lineRate, this.#lines + seconds * this.#lineRate);
+    this.#bytes = Math.min(this.#byteRate, this.#bytes + seconds * this.#byteRate);
+    if (this.#lines < 1 || this.#bytes < length) {
+      this.#dropped++;
+      return false;
+    }
+    this.#lines -= 1;
+    this.#bytes -= length;
+    return true;
+  }
+
+  /** Lines dropped since the last call (and resets the count). */
+  takeDropped(): number {
+    const n = this.#dropped;
+    this.#dropped = 0;
+    return n;
+  }
+
+  /** The log line that reports `n` dropped lines. */
+  note(n: number): string {
+    return `[nimbus] … ${n} line${n === 1 ? '' : 's'} dropped: output over ${this.#lineRate} lines/s or ${this.#byteRate} bytes/s`;
+  }
+}

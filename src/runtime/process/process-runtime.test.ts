@@ -76,7 +76,7 @@ describe('process runtime', () => {
     await assert.rejects(reader.read(), (err) => hasCode(err, 'NIMBUS_ERR_INSTANCE_CRASHED'));
   });
 
-  it('gives a memory hog a clean V8 out-of-memory error below its memory size', async () => {
+  it('reports a heap hog as out of memory: a clean V8 error below its memory size, OUT_OF_MEMORY to the caller', async () => {
     const runtime = createProcessRuntime();
     after(() => runtime.close());
     const inst = await runtime.start(spec('hog', { memoryMb: 64 }));
@@ -86,9 +86,11 @@ describe('process runtime', () => {
     const failed = new Promise((resolve) =>
       runtime.subscribe((e) => e.type === 'state' && e.state === 'failed' && resolve(e.exit)),
     );
-    await assert.rejects(inst.fetch(new Request('http://x/hog')), (err) => hasCode(err, 'NIMBUS_ERR_INSTANCE_CRASHED'));
-    assert.match(await oom, /Reached heap limit/);
-    assert.equal(((await failed) as { expected: boolean }).expected, false);
+    await assert.rejects(inst.fetch(new Request('http://x/hog')), (err) => hasCode(err, 'NIMBUS_ERR_OUT_OF_MEMORY'));
+    assert.match(await oom, /Reached heap limit|heap out of memory/);
+    const exit = (await failed) as { expected: boolean; reason: string };
+    assert.equal(exit.expected, false);
+    assert.match(exit.reason, /^ran out of memory: /);
   });
 
   it('never passes the host environment to instances', async () => {

@@ -1,9 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { NimbusError } from '../../core/errors.js';
 import { ENV_KEYS_VAR, type ReadyMessage } from '../guest/protocol.js';
+import { heapLimitMb } from '../sandbox/limits.js';
 import type { InstanceSpec } from '../types.js';
 
 /** What to run for one instance: the guest (function framework or watchdog) and its environment. */
@@ -38,40 +39,55 @@ export function guestFile(dir: string, name: 'function' | 'watchdog'): string {
   );
 }
 
-/** V8's old-space limit as a share of the instance memory: a hog then gets a clean V8 OOM error. */
-const HEAP_SHARE = 0.75;
+/**
+ * How the instance sees its own paths. Unsandboxed they are the host's; in bubblewrap they are the
+ * fixed INSIDE paths (sandbox/bwrap.ts), so nothing of the host layout leaks into the instance.
+ */
+export interface InstanceView {
+  artifactDir: string;
+  guestDir: string;
+  socketPath: string;
+  nodePath: string;
+  /** PATH inside (default: baseEnv's). */
+  PATH?: string;
+  /** App mode: the command to run (default: the spec's), e.g. with its program resolved. */
+  command?: string[];
+}
 
 /**
  * The command line and a minimal explicit environment. process.env is never inherited: the
  * machine's NODE_EXTRA_CA_CERTS alone nearly doubles Node's start time (ARCHITECTURE.md).
+ * `ctx.guestDir` is where the guest is looked for on the host; `view` how the instance sees it.
  */
-export function planSpawn(spec: InstanceSpec, socketPath: string, ctx: SpawnContext): SpawnPlan {
+export function planSpawn(spec: InstanceSpec, view: InstanceView, ctx: SpawnContext): SpawnPlan {
   const env: Record<string, string> = {
     ...ctx.baseEnv,
+    ...(view.PATH ? { PATH: view.PATH } : {}),
     ...spec.env,
     [ENV_KEYS_VAR]: JSON.stringify(Object.keys(spec.env)),
-    NIMBUS_SOCKET: socketPath,
+    NIMBUS_SOCKET: view.socketPath,
     NIMBUS_FUNCTION: spec.function,
     NIMBUS_REVISION: spec.revision,
     NIMBUS_INSTANCE: spec.id,
     NIMBUS_MEMORY_MB: String(spec.memoryMb),
     NIMBUS_TIMEOUT_MS: String(spec.timeoutMs),
   };
+  const guest = (name: 'function' | 'watchdog') => join(view.guestDir, basename(guestFile(ctx.guestDir, name)));
   if (spec.kind === 'app') {
-    if (!spec.command?.length)
+    const command = view.command ?? spec.command;
+    if (!command?.length)
       throw new NimbusError('NIMBUS_ERR_START_FAILED', `Instance ${spec.id}: app mode needs a command`);
-    env.NIMBUS_COMMAND = JSON.stringify(spec.command);
-    return { command: ctx.nodePath, args: [guestFile(ctx.guestDir, 'watchdog')], env, cwd: spec.artifactDir };
+    env.NIMBUS_COMMAND = JSON.stringify(command);
+    return { command: view.nodePath, args: [guest('watchdog')], env, cwd: view.artifactDir };
   }
   if (!spec.entry)
     throw new NimbusError('NIMBUS_ERR_START_FAILED', `Instance ${spec.id}: a node function needs an entry module`);
-  env.NIMBUS_MODULE = join(spec.artifactDir, spec.entry);
-  const heapMb = Math.max(16, Math.floor(spec.memoryMb * HEAP_SHARE));
+  env.NIMBUS_MODULE = join(view.artifactDir, spec.entry);
   return {
-    command: ctx.nodePath,
-    args: [`--max-old-space-size=${heapMb}`, guestFile(ctx.guestDir, 'function')],
+    command: view.nodePath,
+    args: [`--max-old-space-size=${heapLimitMb(spec.memoryMb)}`, guest('function')],
     env,
-    cwd: spec.artifactDir,
+    cwd: view.artifactDir,
   };
 }
 
