@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ApiError, describeApiError } from './api-client.js';
+import { registerDlq } from './async.js';
 import type { CliContext } from './context.js';
 import { registerDeploy } from './deploy.js';
 import { CliError, oneLine } from './errors.js';
@@ -60,6 +61,7 @@ function createProgram(ctx: CliContext, serve: ServeHook | undefined): Command {
     .showSuggestionAfterError(true);
   registerDeploy(program, ctx);
   registerInvoke(program, ctx);
+  registerDlq(program, ctx);
   registerUsage(program, ctx);
   registerInstances(program, ctx);
   registerFunctions(program, ctx);

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ApiError, toApiError } from './api-client.js';
+import { invokeAsync } from './async.js';
 import { clientFor, withUrl } from './common.js';
 import { type CliContext, write, writeLine } from './context.js';
 import { CliError, UsageError } from './errors.js';
@@ -15,6 +16,9 @@ interface InvokeOptions {
   path?: string;
   header?: [string, string][];
   include?: boolean;
+  async?: boolean;
+  wait?: boolean;
+  json?: boolean;
 }
 
 export function registerInvoke(program: Command, ctx: CliContext): void {
@@ -26,7 +30,10 @@ export function registerInvoke(program: Command, ctx: CliContext): void {
     .option('-X, --method <method>', 'HTTP method (default POST with --data, else GET)')
     .option('--path <path>', 'path inside the function (default /)')
     .option('-H, --header <header>', "request header 'Name: value' (repeatable)", collectHeader)
-    .option('-i, --include', 'print the status line and response headers to stderr');
+    .option('-i, --include', 'print the status line and response headers to stderr')
+    .option('--async', 'queue the invocation (POST /async/fn/NAME/…) and print its id')
+    .option('--wait', 'with --async: wait for the invocation to end and print its answer')
+    .option('--json', 'with --async: print the JSON answer (the invocation record with --wait)');
   withUrl(command).action((name: string, opts: InvokeOptions) => invoke(name, opts, ctx));
 }
 
@@ -71,6 +78,10 @@ async function invoke(name: string, opts: InvokeOptions, ctx: CliContext): Promi
     if (read.json && !headers['content-type']) headers['content-type'] = 'application/json';
   }
 
+  if (opts.async || opts.wait) {
+    const asyncMethod = opts.method ? method : 'POST';
+    return invokeAsync(client, ctx, name, { method: asyncMethod, path, headers, body }, opts);
+  }
   const res = await client.request(`/fn/${encodeURIComponent(name)}${path}`, { method, headers, body });
 
   if (opts.include) {

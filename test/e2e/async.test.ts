@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { runCli } from '../../src/cli/index.js';
 import { APPS, eventually, readJson, startTestNode, type TestNode, writeSource } from '../support/nimbus.js';
 
 const failing = writeSource({
@@ -12,6 +14,28 @@ const fixed = writeSource({
   'index.js': `export default { fetch: async (r) => new Response('fixed: ' + (await r.text())) };`,
   'nimbus.yaml': 'name: flaky\n',
 });
+
+const broken = writeSource({
+  'index.js': `export default { fetch: () => new Response('broken', { status: 503 }) };`,
+  'nimbus.yaml': 'name: broken\n',
+});
+
+/** Runs the CLI in-process against `url`, capturing its output. */
+async function cli(url: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const sink = (add: (s: string) => void) =>
+    new Writable({
+      write(chunk, _encoding, callback) {
+        add(String(chunk));
+        callback();
+      },
+    });
+  const code = await runCli(args, {
+    context: { stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)), env: { NIMBUS_URL: url } },
+  });
+  return { code, stdout, stderr };
+}
 
 /** A loopback webhook that collects what it receives. */
 async function startHook(): Promise<{ url: string; received: { headers: any; body: any }[]; server: Server }> {
@@ -146,6 +170,34 @@ describe('async invocation', () => {
     assert.equal(JSON.parse(got!.body.response.body).body, 'call me back');
     const bad = await node.call('/async/fn/echo/', { method: 'POST', headers: { 'x-nimbus-callback-url': 'nats:x' } });
     assert.equal(bad.status, 400);
+  });
+
+  it('nimbus invoke --async [--wait] and nimbus dlq ls / show / redrive', async () => {
+    const queued = await cli(node.url, 'invoke', 'echo', '--async', '--path', '/x', '-d', 'from cli');
+    assert.equal(queued.code, 0, queued.stderr);
+    const id = queued.stdout.trim();
+    assert.equal((await waitDone(id)).status, 'succeeded');
+    const waited = await cli(node.url, 'invoke', 'echo', '--async', '--wait', '-d', 'waited');
+    assert.equal(waited.code, 0, waited.stderr);
+    assert.equal(JSON.parse(waited.stdout).body, 'waited');
+
+    assert.equal((await node.deploy(broken)).status, 201);
+    await node.call('/api/v1/functions/broken/async-config', { method: 'PUT', body: '{"maxRetries":0}' });
+    const failed = await cli(node.url, 'invoke', 'broken', '--wait', '-d', 'x');
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /^queued (\S+), waiting…\nnimbus: invocation \1 dead after 1 attempt: HTTP 503\n$/);
+    const deadId = /^queued (\S+),/.exec(failed.stderr)![1]!;
+    const ls = await cli(node.url, 'dlq', 'ls', 'broken');
+    assert.equal(ls.code, 0);
+    assert.match(ls.stdout, new RegExp(`^ID .*\\n${deadId}\\s+1\\s+.*POST /\\s+HTTP 503\\n$`));
+    const show = await cli(node.url, 'dlq', 'show', deadId);
+    assert.match(show.stdout, /status:\s+dead/);
+    assert.match(show.stdout, /result:\s+HTTP 503/);
+    const redriven = await cli(node.url, 'dlq', 'redrive', 'broken', deadId);
+    assert.equal(redriven.stdout, `re-driven 1: ${deadId}\n`);
+    const missing = await cli(node.url, 'dlq', 'show', 'nope');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /NIMBUS_ERR_INVOCATION_NOT_FOUND/);
   });
 
   it('a redrive of an id not in the DLQ is a 404', async () => {
