@@ -76,6 +76,62 @@ export const openApiDocument = {
         responses: { 200: { description: 'Deleted' }, 404: errorResponse('Unknown function') },
       },
     },
+    '/async/fn/{name}/{path}': {
+      parameters: [nameParam, { name: 'path', in: 'path', required: true, schema: { type: 'string' } }],
+      post: {
+        summary: 'Queue an invocation (any method is accepted and kept); runs later with retries',
+        parameters: [
+          {
+            name: 'x-nimbus-callback-url',
+            in: 'header',
+            description: 'Webhook POSTed the invocation record when it ends',
+            schema: { type: 'string' },
+          },
+        ],
+        responses: {
+          202: { description: 'Queued: {id, status, statusUrl}' },
+          404: errorResponse('Unknown function'),
+          413: errorResponse('Body too large'),
+        },
+      },
+    },
+    '/api/v1/invocations/{id}': {
+      parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+      get: {
+        summary: 'An async invocation: status, attempts, times, result',
+        responses: { 200: { description: 'InvocationView' }, 404: errorResponse('Unknown or pruned') },
+      },
+    },
+    '/api/v1/functions/{name}/invocations': {
+      parameters: [
+        nameParam,
+        { name: 'state', in: 'query', schema: { enum: ['queued', 'running', 'succeeded', 'failed', 'dead'] } },
+        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000, default: 100 } },
+      ],
+      get: {
+        summary: 'Async invocations of a function with counts per state',
+        responses: { 200: { description: 'List' } },
+      },
+    },
+    '/api/v1/functions/{name}/dlq': {
+      parameters: [nameParam],
+      get: { summary: 'Dead-lettered invocations', responses: { 200: { description: 'List' } } },
+    },
+    '/api/v1/functions/{name}/dlq/redrive': {
+      parameters: [nameParam],
+      post: {
+        summary: 'Queue dead letters again: body {ids} or empty for all',
+        responses: { 200: { description: '{redriven}' }, 404: errorResponse('None of the ids is dead-lettered') },
+      },
+    },
+    '/api/v1/functions/{name}/async-config': {
+      parameters: [nameParam],
+      get: { summary: 'Async settings and destinations', responses: { 200: { description: 'Config' } } },
+      put: {
+        summary: 'Set maxRetries, maxEventAge, concurrency, destinations {onSuccess, onFailure}',
+        responses: { 200: { description: 'Config' }, 400: errorResponse('Bad field') },
+      },
+    },
     '/api/v1/functions/{name}/logs': {
       parameters: [
         nameParam,
