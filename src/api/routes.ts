@@ -6,9 +6,11 @@ import type { AsyncInvocations } from '../events/types.js';
 import type { InstanceInfo, InstanceLogRecord } from '../instances/types.js';
 import type { LogStore } from '../observe/log-store.js';
 import { type UsageMeter, usageCsv } from '../observe/usage.js';
+import type { TriggerManager } from '../triggers/manager.js';
 import { registerEventRoutes } from './events-routes.js';
 import type { FunctionsService } from './functions-service.js';
 import { openApiDocument } from './openapi.js';
+import { registerTriggerRoutes } from './trigger-routes.js';
 
 export interface ApiOptions {
   service: FunctionsService;
@@ -23,6 +25,8 @@ export interface ApiOptions {
   metrics?: { render(): Promise<string>; contentType: string };
   /** Serves async invocations, dead letters and async settings (`/api/v1/invocations`, `…/dlq`). */
   events?: AsyncInvocations;
+  /** Serves `/api/v1/triggers`. */
+  triggers?: TriggerManager;
   /** How instances run on this node (e.g. `{ sandboxed, warnings }`), shown beside instance lists. */
   runtimeInfo?(): Record<string, unknown>;
 }
@@ -157,6 +161,7 @@ export function createApi(options: ApiOptions): Hono {
   });
 
   if (options.events) registerEventRoutes(app, options.events);
+  if (options.triggers) registerTriggerRoutes(app, options.triggers);
   return app;
 }
 

@@ -19,6 +19,7 @@ import { createUsageMeter } from '../observe/usage.js';
 import { createSqliteQueue } from '../queue/index.js';
 import { createProcessRuntime, type Runtime } from '../runtime/index.js';
 import { createLocalArtifactStore, createSqliteStore } from '../store/index.js';
+import { createTriggerManager, cronTrigger, intervalTrigger, natsTrigger } from '../triggers/index.js';
 
 export interface NimbusOptions {
   /** Default 127.0.0.1. */
@@ -125,8 +126,16 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     defaults: options.async,
   });
   const handleAsync = createAsyncEndpoint({ invocations, maxBodyBytes: options.maxBodyBytes });
+  // Event sources: each kind of trigger is one factory; stored triggers start after the server listens.
+  const triggers = createTriggerManager({
+    bucket: store.bucket('triggers'),
+    invocations,
+    clock,
+    factories: [cronTrigger, natsTrigger, intervalTrigger],
+  });
   const api = createApi({
     events: invocations,
+    triggers,
     service,
     logs,
     metrics,
@@ -158,6 +167,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
 
   for (const plan of resolver.plans()) manager.ensureMin(plan);
   await invocations.start();
+  await triggers.start();
   const examples = options.examples && resolver.plans().length === 0 ? await deployExamples(service) : [];
 
   return {
@@ -169,6 +179,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await Promise.race([gateway.idle(), delay(options.drainTimeoutMs ?? 30_000)]);
+      await triggers.close();
       // Unfinished async work stays in the queue and runs again at the next start.
       await invocations.close(options.drainTimeoutMs ?? 30_000);
       sampler.stop();

@@ -1,0 +1,14 @@
+/** The triggers folder's public surface: the Trigger contract, its manager, and the sources. */
+export { cronTrigger } from './cron.js';
+export { intervalTrigger } from './interval.js';
+export { cloudEventHeaders, createTriggerManager, type TriggerManager, type TriggerView } from './manager.js';
+export { natsTrigger } from './nats.js';
+export type {
+  FireResult,
+  Trigger,
+  TriggerContext,
+  TriggerEvent,
+  TriggerFactory,
+  TriggerSpec,
+  TriggerStatus,
+} from './types.js';
