@@ -110,3 +110,64 @@ describe('process runtime', () => {
 
 // An app that answers with its own environment.
 const ENV_APP = "require('http').createServer((q, s) => s.end(JSON.stringify(process.env))).listen(process.env.PORT)";
+
+describe('process runtime sandbox', () => {
+  it('runs unsandboxed with a warning when the sandbox is off, and says so', async () => {
+    const runtime = createProcessRuntime({ sandbox: { mode: 'off' } });
+    after(() => runtime.close());
+    assert.equal(runtime.sandboxed, false);
+    assert.match(runtime.warnings.join(), /NOT isolated/);
+    const inst = await runtime.start(spec('plain'));
+    assert.equal((await inst.fetch(new Request('http://x/'))).status, 200);
+    const stats = runtime.stats('plain')!;
+    assert.ok(stats.memoryBytes > 0 && stats.pids > 0, JSON.stringify(stats));
+  });
+
+  it('refuses to start anything unsandboxed with requireSandbox, saying what is missing', async () => {
+    const runtime = createProcessRuntime({ sandbox: { mode: 'off' }, requireSandbox: true });
+    after(() => runtime.close());
+    await assert.rejects(runtime.start(spec('refused')), (err: Error) => {
+      assert.ok(hasCode(err, 'NIMBUS_ERR_START_FAILED'));
+      assert.match(err.message, /sandbox is required \(requireSandbox\) but unavailable here: .*turned off/);
+      return true;
+    });
+    assert.deepEqual(runtime.list(), []);
+  });
+
+  it('falls back with a warning when bubblewrap is missing', () => {
+    const runtime = createProcessRuntime({ sandbox: { bwrapPath: join(fixtures, 'bin', 'exit-early.sh') } });
+    after(() => runtime.close());
+    assert.equal(runtime.sandboxed, false);
+    assert.match(runtime.warnings.join(), /NOT isolated: bubblewrap cannot create a sandbox here/);
+  });
+
+  it('reads stats from the cgroup and freezes and thaws an instance', async (t) => {
+    const runtime = createProcessRuntime();
+    after(() => runtime.close());
+    if (!runtime.sandboxed) return t.skip(runtime.warnings.join('; '));
+    const inst = await runtime.start(spec('frozen'));
+    const stats = runtime.stats('frozen')!;
+    assert.ok(
+      stats.cpuMs > 0 && stats.memoryBytes > 0 && stats.memoryPeakBytes >= stats.memoryBytes,
+      JSON.stringify(stats),
+    );
+    assert.ok(stats.pids >= 7, 'node threads count');
+    assert.equal(await runtime.freeze('frozen'), true);
+    const answer = inst.fetch(new Request('http://x/'));
+    const first = await Promise.race([answer.then(() => 'answered'), new Promise((r) => setTimeout(r, 100, 'held'))]);
+    assert.equal(first, 'held', 'a frozen instance runs nothing');
+    assert.equal(await runtime.thaw('frozen'), true);
+    assert.equal((await answer).status, 200);
+    assert.equal(await runtime.freeze('unknown'), false);
+  });
+
+  it('stops a frozen instance (thawed first, so it can drain)', async (t) => {
+    const runtime = createProcessRuntime();
+    after(() => runtime.close());
+    if (!runtime.sandboxed) return t.skip(runtime.warnings.join('; '));
+    await runtime.start(spec('frozen-stop'));
+    await runtime.freeze('frozen-stop');
+    await runtime.stop('frozen-stop', { graceMs: 1000 });
+    assert.deepEqual(runtime.list(), []);
+  });
+});
