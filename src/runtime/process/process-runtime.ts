@@ -7,7 +7,7 @@ import { packageRoot } from '../../core/package-root.js';
 import { JOIN_FAILED_CODE } from '../sandbox/bwrap.js';
 import type { InstanceCgroup, InstanceStats } from '../sandbox/cgroups.js';
 import { heapLimitMb } from '../sandbox/limits.js';
-import { createSandbox, type Sandbox, type SandboxOptions } from '../sandbox/sandbox.js';
+import { createSandbox, type Sandbox, type SandboxOptions, trackTempDir } from '../sandbox/sandbox.js';
 import type { ExitInfo, Instance, InstanceSpec, InstanceState, Runtime, RuntimeEvent } from '../types.js';
 import { type Channel, createChannel } from './channel.js';
 import { OutputLimiter, type OutputRate, readLines } from './lines.js';
@@ -172,6 +172,7 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Proce
   const entries = new Map<string, Entry>();
   const listeners = new Set<(event: RuntimeEvent) => void>();
   let socketDir: string | undefined;
+  let removeSocketDir = () => {};
   let counter = 0;
   /** Cgroup removals still running, awaited by close() before the runtime's parent cgroup goes. */
   const cleanups = new Set<Promise<void>>();
@@ -194,7 +195,10 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Proce
   const nextSocketBase = () => {
     // Unix socket paths are limited to ~107 bytes: a short dir and a counter keep us well under.
     const base = tmpdir().length < 60 ? tmpdir() : '/tmp';
-    socketDir ??= mkdtempSync(join(base, 'nimbus-rt-'));
+    if (!socketDir) {
+      socketDir = mkdtempSync(join(base, 'nimbus-rt-'));
+      removeSocketDir = trackTempDir(socketDir);
+    }
     return join(socketDir, String(++counter));
   };
 
@@ -433,7 +437,7 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Proce
       await Promise.all([...entries.keys()].map((id) => stop(id)));
       await Promise.all(cleanups);
       sandbox.close();
-      if (socketDir) rmSync(socketDir, { recursive: true, force: true });
+      removeSocketDir();
     },
   };
 }

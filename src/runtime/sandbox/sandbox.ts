@@ -71,6 +71,26 @@ export interface Sandbox {
 }
 
 const NOBODY = { uid: 65534, gid: 65534 };
+
+/**
+ * Temporary dirs of runtimes not closed yet, removed when the process exits anyway (a test that
+ * never closes its runtime, a CLI that exits on an error), so /tmp does not collect them.
+ */
+const liveTempDirs = new Set<string>();
+let exitHook = false;
+export function trackTempDir(dir: string): () => void {
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const d of liveTempDirs) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  liveTempDirs.add(dir);
+  return () => {
+    liveTempDirs.delete(dir);
+    rmSync(dir, { recursive: true, force: true });
+  };
+}
 const STDIO_BASE = 4;
 
 function findOnPath(name: string): string | undefined {
@@ -95,6 +115,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
 
   // Generated passwd/group: programs that look up their own user find one; the host's stay unseen.
   const etcDir = mkdtempSync(join(tmpdir(), 'nimbus-etc-'));
+  const removeEtcDir = trackTempDir(etcDir);
   chmodSync(etcDir, 0o755);
   const uid = user?.uid ?? process.getuid?.() ?? 65534;
   const gid = user?.gid ?? process.getgid?.() ?? 65534;
@@ -216,7 +237,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     },
     close() {
       cgroups?.close();
-      rmSync(etcDir, { recursive: true, force: true });
+      removeEtcDir();
     },
   };
 }
