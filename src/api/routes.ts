@@ -90,6 +90,7 @@ export function createApi(options: ApiOptions): Hono {
       })),
       instances: d.instances,
       ...(d.startError ? { startError: d.startError } : {}),
+      ...options.runtimeInfo?.(),
     });
   });
 

@@ -23,6 +23,8 @@ export interface DeployResult {
 
 export interface FunctionDetail {
   function: FunctionSummary;
+  startError?: string;
+  sandbox?: { sandboxed: boolean; warnings: string[] };
   config: FunctionConfig;
   revisions: { id: string; number: number; digest: string; createdAt: string; config: FunctionConfig }[];
   instances: {

@@ -108,5 +108,8 @@ export function formatFunctionDetail(d: FunctionDetail, now: number): string {
           ]),
         )}`,
   ];
+  if (d.startError) sections.unshift(`CrashLoop: the latest start failed, retrying with back-off: ${d.startError}`);
+  if (d.sandbox && !d.sandbox.sandboxed)
+    sections.unshift(`WARNING: instances run unsandboxed: ${d.sandbox.warnings.join('; ')}`);
   return sections.join('\n\n');
 }

@@ -11,6 +11,8 @@ export interface ServeOptions {
   dataDir: string;
   maxBodyBytes?: number;
   examples: boolean;
+  /** Refuse to start when instances cannot be sandboxed (bubblewrap + cgroups). */
+  requireSandbox: boolean;
 }
 
 /** Starts the node; resolves when it has shut down. Supplied by the composition root (src/cmd). */
@@ -25,25 +27,36 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
     .option('--data <dir>', 'data directory (env NIMBUS_DATA, default .nimbus in the current directory)')
     .option('--max-body <bytes>', 'largest request body on /fn/ (default 6 MB)', parsePositiveInt)
     .option('--no-examples', 'do not deploy the bundled examples on first start')
-    .action(async (opts: { host: string; port?: number; data?: string; maxBody?: number; examples: boolean }) => {
-      const envPort = ctx.env.NIMBUS_PORT;
-      let port = opts.port;
-      if (port === undefined && envPort) {
-        // The flag's parser does not see the env, so the same check runs here.
-        try {
-          port = parsePort(envPort);
-        } catch {
-          throw new CliError(`invalid NIMBUS_PORT: ${envPort}`, { exitCode: 2 });
+    .option('--require-sandbox', 'refuse to start unless instances can be sandboxed (bubblewrap and cgroup limits)')
+    .action(
+      async (opts: {
+        host: string;
+        port?: number;
+        data?: string;
+        maxBody?: number;
+        examples: boolean;
+        requireSandbox?: boolean;
+      }) => {
+        const envPort = ctx.env.NIMBUS_PORT;
+        let port = opts.port;
+        if (port === undefined && envPort) {
+          // The flag's parser does not see the env, so the same check runs here.
+          try {
+            port = parsePort(envPort);
+          } catch {
+            throw new CliError(`invalid NIMBUS_PORT: ${envPort}`, { exitCode: 2 });
+          }
         }
-      }
-      const options: ServeOptions = {
-        host: opts.host,
-        port: port ?? 8080,
-        dataDir: resolve(ctx.cwd, opts.data ?? (ctx.env.NIMBUS_DATA || '.nimbus')),
-        examples: opts.examples,
-      };
-      if (opts.maxBody !== undefined) options.maxBodyBytes = opts.maxBody;
-      if (!serve) throw new CliError('serve is not available in this build');
-      await serve(options);
-    });
+        const options: ServeOptions = {
+          host: opts.host,
+          port: port ?? 8080,
+          dataDir: resolve(ctx.cwd, opts.data ?? (ctx.env.NIMBUS_DATA || '.nimbus')),
+          examples: opts.examples,
+          requireSandbox: opts.requireSandbox === true,
+        };
+        if (opts.maxBody !== undefined) options.maxBodyBytes = opts.maxBody;
+        if (!serve) throw new CliError('serve is not available in this build');
+        await serve(options);
+      },
+    );
 }

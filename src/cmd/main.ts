@@ -20,6 +20,11 @@ process.exitCode = code;
 
 async function printBanner(node: NimbusNode): Promise<void> {
   console.log(`Nimbus is listening on ${node.url}  (API ${node.url}/api/v1, health ${node.url}/healthz)`);
+  if (node.sandbox && !node.sandbox.sandboxed) {
+    console.log(
+      `WARNING: instances run UNSANDBOXED: ${node.sandbox.warnings.join('; ')} (use --require-sandbox to refuse instead)`,
+    );
+  }
   const res = await fetch(`${node.url}/api/v1/functions`);
   const { functions } = (await res.json()) as { functions: { name: string; latestRevision: string; url: string }[] };
   if (functions.length === 0) console.log('No functions yet: deploy one with `npx nimbus deploy DIR`.');

@@ -14,7 +14,6 @@ import { createInstanceManager } from '../instances/index.js';
 import { createInstanceSampler } from '../observe/instance-sampler.js';
 import { createLogStore } from '../observe/log-store.js';
 import { createMetrics } from '../observe/metrics.js';
-import { procStats } from '../observe/proc-stats.js';
 import { createUsageMeter } from '../observe/usage.js';
 import { createSqliteQueue } from '../queue/index.js';
 import { createProcessRuntime, type Runtime } from '../runtime/index.js';
@@ -38,6 +37,8 @@ export interface NimbusOptions {
   drainTimeoutMs?: number;
   /** Instance provider; default the process runtime. */
   runtime?: Runtime;
+  /** Refuse to start when the process runtime cannot sandbox instances. */
+  requireSandbox?: boolean;
   /** Async invocation defaults (retries, backoff, retention…); see src/events/types.ts. */
   async?: Partial<AsyncDefaults>;
 }
@@ -47,6 +48,8 @@ export interface NimbusNode {
   server: Server;
   /** Functions deployed from examples/ at this start. */
   examples: string[];
+  /** Whether instances run sandboxed, and what is missing when not (process runtime only). */
+  sandbox?: { sandboxed: boolean; warnings: string[] };
   /** Drains in-flight requests, stops every instance, closes the stores. */
   close(): Promise<void>;
 }
@@ -62,7 +65,18 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const artifacts = createLocalArtifactStore({ dir: join(options.dataDir, 'artifacts') });
   const logs = createLogStore({ path: join(options.dataDir, 'logs.db') });
   const usage = createUsageMeter({ path: join(options.dataDir, 'usage.db') });
-  const runtime = options.runtime ?? createProcessRuntime();
+  const processRuntime = options.runtime ? undefined : createProcessRuntime({ requireSandbox: options.requireSandbox });
+  const runtime: Runtime = options.runtime ?? processRuntime!;
+  if (options.requireSandbox && processRuntime && !processRuntime.sandboxed) {
+    await runtime.close();
+    throw new NimbusError(
+      'NIMBUS_ERR_INTERNAL',
+      `Instances cannot be sandboxed here (--require-sandbox): ${processRuntime.warnings.join('; ')}`,
+    );
+  }
+  const sandbox = processRuntime
+    ? { sandboxed: processRuntime.sandboxed, warnings: processRuntime.warnings }
+    : undefined;
   const manager = createInstanceManager({
     runtime,
     clock,
@@ -95,7 +109,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const sampler = createInstanceSampler({
     clock,
     list: () => manager.instances(),
-    read: (target) => (target.pid ? procStats(target.pid) : undefined),
+    read: (target) => runtime.stats?.(target.id),
   });
   const resolver = createStoreResolver({ functions: service.functions, revisions: service.revisions, artifacts });
   await resolver.load();
@@ -142,6 +156,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     usage,
     maxUploadBytes: options.maxUploadBytes,
     healthy: () => !draining,
+    runtimeInfo: () => (sandbox ? { sandbox } : {}),
   });
   const apiListener = getRequestListener(api.fetch, { overrideGlobalObjects: false });
 
@@ -174,6 +189,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     url,
     server,
     examples,
+    sandbox,
     async close() {
       draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

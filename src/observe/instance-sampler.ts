@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock.js';
-import type { RawStats } from './proc-stats.js';
+import type { InstanceStats as RawStats } from '../runtime/index.js';
 
 /** One reading of an instance's resource use. */
 export interface ResourceSample {

@@ -6,6 +6,7 @@
  * (runtime/conformance.ts).
  */
 import type { RuntimeKind } from '../core/types.js';
+import type { InstanceStats } from './sandbox/cgroups.js';
 
 export interface InstanceSpec {
   /** Unique id chosen by the caller (the instance manager). */
@@ -84,6 +85,11 @@ export interface Runtime {
   list(): Instance[];
   /** Subscribes to state and log events; returns the unsubscribe function. */
   subscribe(listener: (event: RuntimeEvent) => void): () => void;
+  /**
+   * Optional: cumulative CPU and current memory of a live instance (all its processes), or
+   * undefined when unknown or gone. Cheap enough to call once a second per instance.
+   */
+  stats?(id: string): InstanceStats | undefined;
   /** Stops every instance. */
   close(): Promise<void>;
 }

@@ -36,6 +36,8 @@ describe('a window into every instance', () => {
     assert.ok(instance.usage.cpuMs > 0);
     assert.ok(instance.usage.pids >= 1);
     assert.ok(Date.parse(instance.stateSince) >= Date.parse(instance.startedAt));
+    assert.equal(typeof window.sandbox.sandboxed, 'boolean');
+    if (!window.sandbox.sandboxed) assert.ok(window.sandbox.warnings.length > 0, 'an unsandboxed node says why');
   });
 
   it('remembers why an instance ended', async () => {
