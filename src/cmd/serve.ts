@@ -39,6 +39,8 @@ export interface NimbusOptions {
   runtime?: Runtime;
   /** Refuse to start when the process runtime cannot sandbox instances. */
   requireSandbox?: boolean;
+  /** Idle time before an instance is frozen (cgroup freezer). Default 5000 ms; 0 never. */
+  freezeAfterMs?: number;
   /** Async invocation defaults (retries, backoff, retention…); see src/events/types.ts. */
   async?: Partial<AsyncDefaults>;
 }
@@ -80,6 +82,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const manager = createInstanceManager({
     runtime,
     clock,
+    freezeAfterMs: options.freezeAfterMs,
     onLog: (r) => logs.append(r),
     onStart: (e) => metrics.onStart(e),
   });

@@ -148,7 +148,7 @@ describe('instance manager', () => {
   it('keeps scale.min warm and replaces a crashed instance', async () => {
     const clock = createManualClock();
     const runtime = createMemoryRuntime();
-    const manager = createInstanceManager({ runtime, clock });
+    const manager = createInstanceManager({ runtime, clock, freezeAfterMs: 0 });
     const p = plan({ min: 2, idleTimeout: 1 });
     manager.ensureMin(p);
     await settle();
@@ -213,6 +213,27 @@ describe('instance manager', () => {
     lease.release({ recycle: true });
     await settle();
     assert.equal(runtime.list().length, 0);
+    await manager.close();
+  });
+
+  it('freezes an instance idle past freezeAfterMs and thaws it before its next request', async () => {
+    const clock = createManualClock();
+    const runtime = createMemoryRuntime();
+    const manager = createInstanceManager({ runtime, clock, freezeAfterMs: 2000 });
+    const first = await manager.acquire(plan());
+    first.release();
+    clock.advance(1000);
+    await settle();
+    assert.equal(manager.instances('fn')[0]!.state, 'ready', 'not idle long enough yet');
+    clock.advance(2000);
+    await settle();
+    assert.equal(manager.instances('fn')[0]!.state, 'frozen');
+    const lease = await manager.acquire(plan());
+    const res = await lease.instance.fetch(new Request('http://x/'));
+    assert.equal(await res.text(), 'ok', 'the memory runtime refuses fetches to a frozen instance');
+    assert.equal(manager.instances('fn')[0]!.state, 'busy');
+    assert.equal(runtime.started(), 1, 'thawed, not restarted');
+    lease.release();
     await manager.close();
   });
 });

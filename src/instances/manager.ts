@@ -11,6 +11,8 @@ export interface InstanceManagerOptions {
   maxQueuePerRevision?: number;
   /** How often idle instances are looked for. Default 1000 ms. */
   reapIntervalMs?: number;
+  /** Idle time after which instances are frozen, when the runtime supports it. Default 5000 ms; 0 never. */
+  freezeAfterMs?: number;
   /** Every instance log line and platform note about an instance. */
   onLog?: (record: InstanceLogRecord) => void;
   /** An instance became ready (`ok`) or failed to start, after `durationMs`: a cold start. */
@@ -52,6 +54,7 @@ export function createInstanceManager(options: InstanceManagerOptions): Instance
         runtime,
         clock,
         maxQueue: options.maxQueuePerRevision ?? 1000,
+        freezeAfterMs: options.freezeAfterMs ?? 5000,
         log: (r) => options.onLog?.({ ...r, function: plan.function, revision: plan.revision }),
         started: (id, ok, durationMs) =>
           options.onStart?.({ function: plan.function, revision: plan.revision, id, ok, durationMs }),

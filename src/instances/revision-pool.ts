@@ -19,6 +19,10 @@ interface Slot {
   requests: number;
   startedAt: number;
   readyAt?: number;
+  /** Suspended by the runtime's freezer while idle; thawed before its next request. */
+  frozen?: boolean;
+  /** A freeze or thaw in progress. */
+  transition?: Promise<unknown>;
   lastUsedAt: number;
 }
 
@@ -33,6 +37,8 @@ export interface PoolDeps {
   clock: Clock;
   /** Requests a revision may hold while waiting for a slot; past it, 503. */
   maxQueue: number;
+  /** Idle time after which an instance is frozen (when the runtime can); 0 never freezes. */
+  freezeAfterMs: number;
   log(record: Omit<InstanceLogRecord, 'function' | 'revision'>): void;
   /** An instance finished starting, successfully or not. */
   started(id: string, ok: boolean, durationMs: number): void;
@@ -67,7 +73,7 @@ export class RevisionPool {
         new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function ${this.plan.function} was removed`),
       );
     const slot = this.#pickReady();
-    if (slot && this.#waiters.length === 0) return Promise.resolve(this.#lease(slot, false));
+    if (slot && this.#waiters.length === 0) return this.#leaseReady(slot, false);
     if (this.#cancelRetry && this.#lastStartError && !this.#hasLive()) {
       // Crash loop: fail fast with the start error instead of holding callers through the backoff.
       return Promise.reject(this.#lastStartError);
@@ -110,6 +116,37 @@ export class RevisionPool {
       now,
     );
     for (const id of ids) this.#stop(this.#slots.get(id)!, 'idle timeout');
+    const { runtime, freezeAfterMs } = this.#deps;
+    if (!runtime.freeze || freezeAfterMs <= 0) return;
+    for (const slot of this.#slots.values()) {
+      if (slot.state === 'ready' && slot.inFlight === 0 && !slot.frozen && !slot.transition && now - slot.lastUsedAt >= freezeAfterMs) {
+        this.#freeze(slot);
+      }
+    }
+  }
+
+  // Like Lambda between invocations: an idle instance gets no CPU until its next request.
+  #freeze(slot: Slot): void {
+    slot.transition = this.#deps.runtime.freeze!(slot.id)
+      .then((ok) => {
+        slot.frozen = ok;
+        // A request may have arrived while freezing: it is waiting on this transition to thaw.
+      })
+      .catch(() => {})
+      .finally(() => {
+        slot.transition = undefined;
+      });
+  }
+
+  /** Makes sure a leased slot's instance runs before its request goes out. */
+  async #ready(slot: Slot): Promise<void> {
+    while (slot.transition) await slot.transition;
+    if (!slot.frozen) return;
+    const thaw = this.#deps.runtime.thaw!(slot.id).catch(() => false);
+    slot.transition = thaw;
+    await thaw;
+    slot.frozen = false;
+    slot.transition = undefined;
   }
 
   /**
@@ -144,7 +181,7 @@ export class RevisionPool {
       id: s.id,
       function: this.plan.function,
       revision: this.plan.revision,
-      state: s.state === 'ready' && s.inFlight > 0 ? 'busy' : s.state,
+      state: s.state === 'ready' && s.inFlight > 0 ? 'busy' : s.state === 'ready' && s.frozen ? 'frozen' : s.state,
       stateSince: iso(s.stateSince)!,
       inFlight: s.inFlight,
       requests: s.requests,
@@ -194,9 +231,17 @@ export class RevisionPool {
     let best: Slot | undefined;
     for (const s of this.#slots.values()) {
       if (s.state !== 'ready' || s.inFlight >= this.plan.concurrency) continue;
-      if (!best || s.inFlight < best.inFlight) best = s;
+      // Least loaded first; among equals, one that is running rather than frozen.
+      if (!best || s.inFlight < best.inFlight || (s.inFlight === best.inFlight && best.frozen && !s.frozen)) best = s;
     }
     return best;
+  }
+
+  /** A lease on `slot`, resolved once its instance is thawed (when it was frozen). */
+  #leaseReady(slot: Slot, cold: boolean): Promise<Lease> {
+    const lease = this.#lease(slot, cold);
+    if (!slot.frozen && !slot.transition) return Promise.resolve(lease);
+    return this.#ready(slot).then(() => lease);
   }
 
   #lease(slot: Slot, cold: boolean): Lease {
@@ -228,7 +273,7 @@ export class RevisionPool {
       if (!slot) return;
       const waiter = this.#waiters.shift()!;
       waiter.cleanup();
-      waiter.resolve(this.#lease(slot, true));
+      this.#leaseReady(slot, true).then(waiter.resolve, waiter.reject);
     }
   }
 

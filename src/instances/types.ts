@@ -33,7 +33,7 @@ export interface InstanceInfo {
   id: string;
   function: string;
   revision: string;
-  state: SlotState | 'busy';
+  state: SlotState | 'busy' | 'frozen';
   /** When the instance entered its current state. */
   stateSince: string;
   inFlight: number;

@@ -90,6 +90,12 @@ export interface Runtime {
    * undefined when unknown or gone. Cheap enough to call once a second per instance.
    */
   stats?(id: string): InstanceStats | undefined;
+  /**
+   * Optional: suspends every process of an idle instance (no CPU, no timers firing) and resumes
+   * it. Resolve to false when the instance cannot be frozen. `stop` must work on a frozen instance.
+   */
+  freeze?(id: string): Promise<boolean>;
+  thaw?(id: string): Promise<boolean>;
   /** Stops every instance. */
   close(): Promise<void>;
 }

@@ -87,4 +87,23 @@ describe('a window into every instance', () => {
     assert.match(stdout, /\d+(\.\d)? MB/);
     assert.match(stdout, /recently ended:/);
   });
+
+  it('freezes an idle instance with the cgroup freezer and thaws it for the next request', async (t) => {
+    const frozenNode = await startTestNode({ freezeAfterMs: 300 });
+    t.after(() => frozenNode.dispose());
+    if (!frozenNode.sandbox?.sandboxed) {
+      t.skip('no cgroup freezer on this machine: instances run unsandboxed');
+      return;
+    }
+    assert.equal((await frozenNode.deploy(`${APPS}/echo`)).status, 201);
+    const id = await (await frozenNode.call('/fn/echo/id')).text();
+    await eventually(
+      async () => (await frozenNode.json('/api/v1/functions/echo/instances')).instances[0]?.state === 'frozen',
+      5000,
+      'frozen',
+    );
+    const again = await frozenNode.call('/fn/echo/id');
+    assert.equal(again.status, 200);
+    assert.equal(await again.text(), id, 'the same instance answered: thawed, not restarted');
+  });
 });

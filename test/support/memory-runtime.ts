@@ -19,7 +19,7 @@ export function createMemoryRuntime(
     startGate?: (spec: InstanceSpec) => Promise<void>;
   } = {},
 ) {
-  const live = new Map<string, Instance & { state: InstanceState }>();
+  const live = new Map<string, Instance & { state: InstanceState; frozen: boolean }>();
   const listeners = new Set<(e: RuntimeEvent) => void>();
   const emit = (e: RuntimeEvent) => {
     for (const l of listeners) l(e);
@@ -48,8 +48,10 @@ export function createMemoryRuntime(
         id: spec.id,
         spec,
         state: 'ready' as InstanceState,
+        frozen: false,
         fetch: async (request: Request) => {
           if (instance.state !== 'ready') throw new NimbusError('NIMBUS_ERR_INSTANCE_CRASHED', 'instance is gone');
+          if (instance.frozen) throw new Error('fetch sent to a frozen instance');
           return handler(request, spec);
         },
       };
@@ -63,6 +65,18 @@ export function createMemoryRuntime(
       live.delete(id);
       inst.state = 'stopped';
       emit({ type: 'state', id, state: 'stopped', exit: { code: 0, signal: null, reason: 'stopped', expected: true } });
+    },
+    async freeze(id) {
+      const inst = live.get(id);
+      if (!inst) return false;
+      inst.frozen = true;
+      return true;
+    },
+    async thaw(id) {
+      const inst = live.get(id);
+      if (!inst) return false;
+      inst.frozen = false;
+      return true;
     },
     crash(id) {
       const inst = live.get(id);
