@@ -261,7 +261,7 @@ describe('nimbus CLI against the API contract', () => {
 
   it('resolves serve flags and env into the hook options', async () => {
     let got: unknown;
-    const code = await runCli(['serve', '--port', '0', '--no-examples', '--max-body', '1024'], {
+    const code = await runCli(['serve', '--port', '0', '--no-examples', '--max-body', '1024', '--require-sandbox'], {
       serve: async (options) => {
         got = options;
       },
@@ -273,6 +273,7 @@ describe('nimbus CLI against the API contract', () => {
       port: 0,
       dataDir: join('/srv', 'state'),
       examples: false,
+      requireSandbox: true,
       maxBodyBytes: 1024,
     });
     await runCli(['serve'], {
@@ -281,6 +282,6 @@ describe('nimbus CLI against the API contract', () => {
       },
       context: { env: { NIMBUS_PORT: '9090' }, cwd: '/srv' },
     });
-    assert.deepEqual(got, { host: '127.0.0.1', port: 9090, dataDir: '/srv/.nimbus', examples: true });
+    assert.deepEqual(got, { host: '127.0.0.1', port: 9090, dataDir: '/srv/.nimbus', examples: true, requireSandbox: false });
   });
 });
