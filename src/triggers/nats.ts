@@ -42,6 +42,8 @@ function createNatsTrigger(ctx: TriggerContext, config: NatsConfig): Trigger {
   const stop = new AbortController();
   let nc: NatsConnection | undefined;
   let loop: Promise<void> | undefined;
+  // JetStream's consume() keeps its own heartbeat timers: stop it, or the process never exits.
+  let stopConsuming = () => {};
   const source = `${config.url.replace(/\/$/, '')}/${config.subject}`;
 
   const run = async (id: string, m: Msg) => {
@@ -61,17 +63,24 @@ function createNatsTrigger(ctx: TriggerContext, config: NatsConfig): Trigger {
   };
 
   async function session(): Promise<void> {
-    nc = await connect({ servers: config.url, name: `nimbus-trigger-${ctx.spec.id}`, maxReconnectAttempts: -1 });
+    const conn = await connect({
+      servers: config.url,
+      name: `nimbus-trigger-${ctx.spec.id}`,
+      maxReconnectAttempts: -1,
+    });
+    nc = conn;
+    // stop() may have run while we were connecting: it could not close this connection then.
+    if (stop.signal.aborted) return void (await conn.close());
     ctx.setHealthy(true);
     void (async () => {
-      for await (const s of nc.status()) {
+      for await (const s of conn.status()) {
         if (s.type === 'disconnect') ctx.setHealthy(false, `disconnected from ${config.url}`);
         if (s.type === 'reconnect') ctx.setHealthy(true);
       }
     })();
-    if (config.stream) await consumeStream(nc);
+    if (config.stream) await consumeStream(conn);
     else {
-      const sub = nc.subscribe(config.subject, { queue: config.queueGroup });
+      const sub = conn.subscribe(config.subject, { queue: config.queueGroup });
       void (async () => {
         for await (const m of sub) {
           const id = m.headers?.get('Nats-Msg-Id') || randomUUID();
@@ -85,7 +94,7 @@ function createNatsTrigger(ctx: TriggerContext, config: NatsConfig): Trigger {
         }
       })();
     }
-    const err = await nc.closed();
+    const err = await conn.closed();
     if (err && !stop.signal.aborted) throw err;
   }
 
@@ -102,6 +111,7 @@ function createNatsTrigger(ctx: TriggerContext, config: NatsConfig): Trigger {
     });
     const consumer = await conn.jetstream().consumers.get(stream, durable);
     const messages = await consumer.consume({ max_messages: 64 });
+    stopConsuming = () => void messages.stop();
     void (async () => {
       for await (const m of messages) {
         const id = `${stream}:${m.seq}`;
@@ -124,6 +134,7 @@ function createNatsTrigger(ctx: TriggerContext, config: NatsConfig): Trigger {
     },
     async stop() {
       stop.abort();
+      stopConsuming();
       await nc?.close().catch(() => {});
       await loop;
     },
