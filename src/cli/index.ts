@@ -9,6 +9,7 @@ import { registerInstances } from './instances.js';
 import { registerInvoke } from './invoke.js';
 import { registerLogs } from './logs.js';
 import { registerServe, type ServeHook } from './serve.js';
+import { registerTriggers } from './triggers.js';
 import { registerUsage } from './usage.js';
 
 export { ApiError } from './api-client.js';
@@ -62,6 +63,7 @@ function createProgram(ctx: CliContext, serve: ServeHook | undefined): Command {
   registerDeploy(program, ctx);
   registerInvoke(program, ctx);
   registerDlq(program, ctx);
+  registerTriggers(program, ctx);
   registerUsage(program, ctx);
   registerInstances(program, ctx);
   registerFunctions(program, ctx);

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection, headers as natsHeaders } from 'nats';
+import { runCli } from '../../src/cli/index.js';
 import { eventually, startTestNode, type TestNode, writeSource } from '../support/nimbus.js';
 
 // A function that answers with the CloudEvents headers and the body it received.
@@ -135,6 +137,28 @@ describe('triggers', () => {
     assert.match(await bad({ type: 'smoke-signals', function: 'recorder' }), /type: expected one of/);
     assert.match(await bad({ type: 'nats', function: 'recorder', config: {} }), /config.subject/);
     assert.match(await bad({ type: 'cron', function: 'recorder', config: { schedule: 'often' } }), /schedule/);
+  });
+
+  it('nimbus triggers add / ls / rm', async () => {
+    let out = '';
+    const stdout = new Writable({
+      write(chunk, _e, cb) {
+        out += chunk;
+        cb();
+      },
+    });
+    const cli = (...args: string[]) =>
+      runCli(args, { context: { stdout, stderr: stdout, env: { NIMBUS_URL: node.url } } });
+    assert.equal(await cli('triggers', 'add', 'interval', 'recorder', 'seconds=3600', '--id', `cli-${run}`), 0, out);
+    assert.match(out, new RegExp(`added: cli-${run} \\(interval → recorder\\)`));
+    out = '';
+    assert.equal(await cli('triggers', 'ls'), 0);
+    assert.match(out, new RegExp(`cli-${run}\\s+interval\\s+recorder\\s+yes\\s+0\\s+0\\s+-\\s+\\{"seconds":3600\\}`));
+    assert.equal(await cli('triggers', 'rm', `cli-${run}`), 0);
+    out = '';
+    assert.equal(await cli('triggers', 'rm', `cli-${run}`), 1);
+    assert.match(out, /NIMBUS_ERR_TRIGGER_NOT_FOUND/);
+    assert.equal(await cli('triggers', 'add', 'cron', 'recorder', 'oops'), 2);
   });
 
   it('keeps triggers across a restart of the node', { timeout: 30_000 }, async () => {
