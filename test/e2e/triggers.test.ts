@@ -94,7 +94,8 @@ describe('triggers', () => {
       const i = await jsm.consumers.info(stream, `nimbus-${trigger.id}`);
       return i.num_ack_pending === 0 && i.num_pending === 0 && i;
     });
-    assert.equal(info && info.delivered.stream_seq, 5);
+    assert.ok(info);
+    assert.equal(info.delivered.stream_seq, 5);
   });
 
   it('cron: fires on its schedule with a CloudEvent of type io.nimbus.cron.tick', async () => {
