@@ -282,6 +282,12 @@ describe('nimbus CLI against the API contract', () => {
       },
       context: { env: { NIMBUS_PORT: '9090' }, cwd: '/srv' },
     });
-    assert.deepEqual(got, { host: '127.0.0.1', port: 9090, dataDir: '/srv/.nimbus', examples: true, requireSandbox: false });
+    assert.deepEqual(got, {
+      host: '127.0.0.1',
+      port: 9090,
+      dataDir: '/srv/.nimbus',
+      examples: true,
+      requireSandbox: false,
+    });
   });
 });

@@ -119,7 +119,13 @@ export class RevisionPool {
     const { runtime, freezeAfterMs } = this.#deps;
     if (!runtime.freeze || freezeAfterMs <= 0) return;
     for (const slot of this.#slots.values()) {
-      if (slot.state === 'ready' && slot.inFlight === 0 && !slot.frozen && !slot.transition && now - slot.lastUsedAt >= freezeAfterMs) {
+      if (
+        slot.state === 'ready' &&
+        slot.inFlight === 0 &&
+        !slot.frozen &&
+        !slot.transition &&
+        now - slot.lastUsedAt >= freezeAfterMs
+      ) {
         this.#freeze(slot);
       }
     }

@@ -90,7 +90,14 @@ describe('lazy Response over a pushed body', () => {
     assert.deepEqual(flow.calls, ['pause'], 'buffered past the high-water mark: the producer pauses');
     const seen: string[] = [];
     let accept = true;
-    streaming.attach({ write: (c) => (seen.push(c.toString()), accept), end: () => seen.push('end'), error() {} });
+    streaming.attach({
+      write: (c) => {
+        seen.push(c.toString());
+        return accept;
+      },
+      end: () => seen.push('end'),
+      error() {},
+    });
     assert.deepEqual(flow.calls, ['pause', 'resume']);
     accept = false;
     streaming.push(Buffer.from('6'));
