@@ -28,16 +28,30 @@ function cpuOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * TICK_US;
 }
 
-/** Children of `pid` whose command line matches `pattern`. */
-function childrenOf(pid: number, pattern: string): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid), '-f', pattern], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .map(Number);
-  } catch {
-    return [];
+/**
+ * Node processes under `pid` (at any depth: a sandboxed guest runs below bwrap / setpriv) whose
+ * command line matches `pattern`.
+ */
+function descendantsOf(pid: number, pattern: string): number[] {
+  const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,comm=,args='], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [p, pp, comm, ...args] = line.trim().split(/\s+/);
+      return { pid: Number(p), ppid: Number(pp), comm: comm!, args: args.join(' ') };
+    });
+  const below = new Set([pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const row of rows)
+      if (below.has(row.ppid) && !below.has(row.pid)) {
+        below.add(row.pid);
+        grew = true;
+      }
   }
+  return rows
+    .filter((r) => r.pid !== pid && below.has(r.pid) && r.comm === 'node' && r.args.includes(pattern))
+    .map((r) => r.pid);
 }
 
 function wrk(url: string, pids: Record<string, number>): WrkResult {
@@ -66,7 +80,7 @@ async function nimbusTarget(root: string) {
   });
   const url = `${nimbus.url}/fn/hello/`;
   await fetch(url).then((r) => r.text());
-  const guest = childrenOf(nimbus.child.pid!, 'guest/function')[0];
+  const guest = descendantsOf(nimbus.child.pid!, 'guest/function')[0];
   if (!guest) throw new Error('no guest process found');
   return { url, child: nimbus.child, pids: { gateway: nimbus.child.pid!, guest } };
 }

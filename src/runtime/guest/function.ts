@@ -1,7 +1,7 @@
 /**
  * The function framework: runs inside an instance, loads the function's bundled ESM module and
- * serves it over HTTP on a Unix socket. Started by the process provider with NIMBUS_* variables
- * (see runtime/process/spawn.ts). Imports only node builtins and other guest files.
+ * serves it on a Unix socket (the framed channel, or HTTP/1.1). Started by the process provider
+ * with NIMBUS_* variables (see runtime/process/spawn.ts). Imports only node builtins and other guest files.
  */
 import { pathToFileURL } from 'node:url';
 import { type LoadedFunction, loadFunction } from './handler.js';

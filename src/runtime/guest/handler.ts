@@ -1,15 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { buildContext, buildEvent, fromLambdaResult, invokeLambda, type LambdaInfo } from './lambda.js';
 import { currentRequest } from './logging.js';
 import { REQUEST_ID_HEADER } from './protocol.js';
-import { sendError } from './serve.js';
+import { type GuestRequest, type GuestResponse, sendError } from './serve.js';
 import { sendResponse, toRequest, toResponse } from './web.js';
 
 type Fn = (...args: unknown[]) => unknown;
 
 /** Serves one request through the loaded function. */
-export type Handle = (req: IncomingMessage, res: ServerResponse) => void;
+export type Handle = (req: GuestRequest, res: GuestResponse) => void;
 
 /** A loaded function: its request handler and the `ctx.waitUntil` work still running. */
 export interface LoadedFunction {
@@ -49,12 +48,12 @@ export function loadFunction(
   throw new Error('Handler not found: module exports neither `default` nor `handler`');
 }
 
-function requestIdOf(req: IncomingMessage): string {
+function requestIdOf(req: GuestRequest): string {
   const id = req.headers[REQUEST_ID_HEADER];
   return typeof id === 'string' && id ? id : randomUUID();
 }
 
-function fail(res: ServerResponse, err: unknown): void {
+function fail(res: GuestResponse, err: unknown): void {
   // console.error inside the request's context: the stack lands in the logs with its request id.
   console.error(err);
   const message = err instanceof Error ? err.message : String(err);
@@ -65,8 +64,8 @@ function serveFetch(
   fn: Fn,
   env: Record<string, string>,
   pending: Set<Promise<unknown>>,
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: GuestRequest,
+  res: GuestResponse,
 ): void {
   const requestId = requestIdOf(req);
   currentRequest.run(requestId, async () => {
@@ -95,7 +94,7 @@ function serveFetch(
   });
 }
 
-function serveLambda(fn: Fn, info: LambdaInfo, req: IncomingMessage, res: ServerResponse): void {
+function serveLambda(fn: Fn, info: LambdaInfo, req: GuestRequest, res: GuestResponse): void {
   const requestId = requestIdOf(req);
   currentRequest.run(requestId, async () => {
     try {

@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
 import { DEADLINE_HEADER, REQUEST_ID_HEADER } from './protocol.js';
+import type { GuestRequest } from './serve.js';
 
 /** Facts about the function that a Lambda context exposes. */
 export interface LambdaInfo {
@@ -28,7 +28,7 @@ function clf(d: Date): string {
 }
 
 /** Builds an API Gateway HTTP API payload v2.0 event, so existing Lambda handlers run unmodified. */
-export function buildEvent(req: IncomingMessage, body: Buffer, requestId: string): Record<string, unknown> {
+export function buildEvent(req: GuestRequest, body: Buffer, requestId: string): Record<string, unknown> {
   const headers: Record<string, string> = {};
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
@@ -80,7 +80,7 @@ export function buildEvent(req: IncomingMessage, body: Buffer, requestId: string
 }
 
 /** The Lambda `context` object: names, ids, and the time left before the gateway gives up. */
-export function buildContext(info: LambdaInfo, req: IncomingMessage, requestId: string): Record<string, unknown> {
+export function buildContext(info: LambdaInfo, req: GuestRequest, requestId: string): Record<string, unknown> {
   const header = Number(req.headers[DEADLINE_HEADER]);
   const deadline = Number.isFinite(header) && header > 0 ? header : Date.now() + info.timeoutMs;
   const arn = `arn:aws:lambda:local:000000000000:function:${info.functionName}`;

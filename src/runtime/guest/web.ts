@@ -1,6 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createLazyRequest } from './lazy-request.js';
 import { DEADLINE_HEADER } from './protocol.js';
+import type { GuestRequest, GuestResponse } from './serve.js';
 
 const HIDDEN = new Set([DEADLINE_HEADER, 'connection', 'keep-alive']);
 
@@ -9,7 +9,7 @@ const HIDDEN = new Set([DEADLINE_HEADER, 'connection', 'keep-alive']);
  * (lazy-request.ts), so a handler that reads only the URL and headers, or the body once, never
  * pays for a complete Request and a web stream.
  */
-export function toRequest(req: IncomingMessage, res: ServerResponse): Request {
+export function toRequest(req: GuestRequest, res: GuestResponse): Request {
   const headers: string[] = [];
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
@@ -70,7 +70,7 @@ function knownBody(response: Response): string | Uint8Array | undefined {
  * Writes a Response to the platform. A body made from a string or bytes goes out with the headers
  * in one write; a stream is passed on chunk by chunk with back-pressure (never buffered whole).
  */
-export async function sendResponse(res: ServerResponse, response: Response): Promise<void> {
+export async function sendResponse(res: GuestResponse, response: Response): Promise<void> {
   const headers: string[] = [];
   // Iterating Headers yields each set-cookie on its own, so duplicates survive the flat list.
   for (const [key, value] of response.headers) headers.push(key, value);
@@ -95,7 +95,7 @@ export async function sendResponse(res: ServerResponse, response: Response): Pro
   }
 }
 
-function drained(res: ServerResponse): Promise<void> {
+function drained(res: GuestResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);

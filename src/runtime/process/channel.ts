@@ -2,8 +2,9 @@ import { Readable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import { NimbusError } from '../../core/errors.js';
 import { createLazyResponse, PushedBody, takeLazyRequestParts } from '../channel/index.js';
+import { createFramedChannel } from './channel-framed.js';
 
-/** HTTP/1.1 keep-alive connections to one instance's Unix socket. */
+/** The host end of the hop to one instance's Unix socket. */
 export interface Channel {
   /**
    * Sends `request` to the guest. Rejects INSTANCE_CRASHED when the connection fails or drops
@@ -45,12 +46,34 @@ function dispatchOptions(request: Request): Dispatcher.DispatchOptions {
   };
 }
 
+/** The protocols of the hop: `framed` (channel-framed.ts) or HTTP/1.1 (undici). */
+export type ChannelProtocol = 'framed' | 'http';
+
+/** Default protocol; NIMBUS_INSTANCE_CHANNEL=http|framed overrides it (the guest serves both). */
+export const DEFAULT_CHANNEL: ChannelProtocol = 'framed';
+
+/** The channel to one instance, over the protocol chosen by `protocol` (default: see above). */
+export function createChannel(
+  socketPath: string,
+  instanceId: string,
+  protocol: ChannelProtocol = channelFromEnv() ?? DEFAULT_CHANNEL,
+): Channel {
+  return protocol === 'framed'
+    ? createFramedChannel(socketPath, instanceId)
+    : createHttpChannel(socketPath, instanceId);
+}
+
+function channelFromEnv(): ChannelProtocol | undefined {
+  const value = process.env.NIMBUS_INSTANCE_CHANNEL;
+  return value === 'http' || value === 'framed' ? value : undefined;
+}
+
 /**
- * A raw `pool.dispatch()` handler (bench/channel.ts: ~2x `undici.fetch` with a dispatcher). The
+ * HTTP/1.1 keep-alive connections (undici's pool). A raw `pool.dispatch()` handler (bench/channel.ts: ~2x `undici.fetch` with a dispatcher). The
  * answer is a lazy Response over a PushedBody: the gateway writes it to its client with Node
  * streams, in one write when it is complete by then; other callers get a web stream on demand.
  */
-export function createChannel(socketPath: string, instanceId: string): Channel {
+export function createHttpChannel(socketPath: string, instanceId: string): Channel {
   // The guest never times out idle connections (keepAliveTimeout 0), so keep them long here too.
   const pool = new Pool('http://localhost', {
     connect: { socketPath },
