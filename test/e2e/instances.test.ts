@@ -28,10 +28,9 @@ describe('a window into every instance', () => {
     const [instance] = window.instances;
     assert.equal(instance.state, 'ready');
     assert.equal(instance.requests, 1);
-    assert.ok(
-      instance.usage.memoryBytes > 10 * 1024 * 1024,
-      `a Node instance uses more than 10 MB, got ${instance.usage.memoryBytes}`,
-    );
+    // A cgroup is charged only for pages it touched first (Node's shared binary pages may be
+    // charged elsewhere), so expect a few MB, not a full RSS.
+    assert.ok(instance.usage.memoryBytes > 2 * 1024 * 1024, `more than 2 MB, got ${instance.usage.memoryBytes}`);
     assert.ok(instance.usage.memoryPeakBytes >= instance.usage.memoryBytes);
     assert.ok(instance.usage.cpuMs > 0);
     assert.ok(instance.usage.pids >= 1);

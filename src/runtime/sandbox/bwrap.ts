@@ -68,14 +68,8 @@ export function bwrapArgs(spec: BwrapSpec): string[] {
     // setpriv needs these two to change user; it drops them (and all others) before the exec.
     ...(drop ? ['--cap-add', 'CAP_SETUID', '--cap-add', 'CAP_SETGID'] : []),
   ];
-  // Folders above each mount point, searchable by all: a privileged bwrap would make them 0700.
-  const dests = [...spec.system.map((m) => m.path), ...spec.files.map((f) => f.dest), ...spec.binds.map((b) => b.dest)];
-  const parents = [...new Set(dests.map((d) => dirname(d)).filter((d) => d !== '/'))].sort();
-  for (const dir of parents) args.push('--perms', '0755', '--dir', dir);
-  for (const m of spec.system) {
-    if (m.kind === 'symlink') args.push('--symlink', m.target, m.path);
-    else args.push('--ro-bind', m.path, m.path);
-  }
+  // The private /tmp first: a host path under /tmp that must be visible (a runtime installed in a
+  // checkout under /tmp, say) is then bound on top of it instead of being hidden by it.
   args.push(
     '--proc',
     '/proc',
@@ -88,6 +82,14 @@ export function bwrapArgs(spec: BwrapSpec): string[] {
     '--tmpfs',
     '/tmp',
   );
+  // Folders above each mount point, searchable by all: a privileged bwrap would make them 0700.
+  const dests = [...spec.system.map((m) => m.path), ...spec.files.map((f) => f.dest), ...spec.binds.map((b) => b.dest)];
+  const parents = [...new Set(dests.map((d) => dirname(d)).filter((d) => d !== '/' && d !== '/tmp'))].sort();
+  for (const dir of parents) args.push('--perms', '0755', '--dir', dir);
+  for (const m of spec.system) {
+    if (m.kind === 'symlink') args.push('--symlink', m.target, m.path);
+    else args.push('--ro-bind', m.path, m.path);
+  }
   for (const f of spec.files) args.push('--ro-bind', f.source, f.dest);
   for (const b of spec.binds) args.push(b.writable ? '--bind-fd' : '--ro-bind-fd', String(b.fd), b.dest);
   const argv = drop
