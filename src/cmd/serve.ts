@@ -127,7 +127,14 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       metrics.onInvocation(r);
       const memoryMb = resolver.resolve(r.function)?.spec.memoryMb;
       if (memoryMb && r.error !== 'NIMBUS_ERR_FUNCTION_NOT_FOUND') {
-        usage.record({ function: r.function, time: Date.now(), durationMs: r.durationMs, memoryMb, cold: r.cold });
+        usage.record({
+          function: r.function,
+          time: Date.now(),
+          durationMs: r.durationMs,
+          memoryMb,
+          cold: r.cold,
+          egressBytes: r.egressBytes,
+        });
       }
     },
   });

@@ -17,6 +17,10 @@ export interface InvocationRecord {
   status: number;
   durationMs: number;
   cold: boolean;
+  /** The instance that served it, when one did. */
+  instance?: string;
+  /** Bytes sent to the caller for this response, headers included. */
+  egressBytes: number;
   /** Set when the platform made the response. */
   error?: string;
 }
@@ -61,7 +65,16 @@ export function createGateway(options: GatewayOptions): Gateway {
     const requestId = randomUUID();
     const started = performance.now();
     res.setHeader(REQUEST_ID_HEADER, requestId);
-    const record: InvocationRecord = { requestId, function: name, status: 0, durationMs: 0, cold: false };
+    const record: InvocationRecord = {
+      requestId,
+      function: name,
+      status: 0,
+      durationMs: 0,
+      cold: false,
+      egressBytes: 0,
+    };
+    // Keep-alive connections carry one response at a time, so the counter's growth is this response.
+    const writtenBefore = req.socket.bytesWritten;
     inFlight++;
     let lease: Lease | undefined;
     const controller = new AbortController();
@@ -84,6 +97,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 
       lease = await manager.acquire(plan, controller.signal);
       record.cold = lease.cold;
+      record.instance = lease.instance.id;
       const request = toRequest(req, path, requestId, deadline, limiter, controller.signal);
       const response = await lease.instance.fetch(request, { signal: controller.signal });
       record.status = response.status;
@@ -104,6 +118,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       lease?.release({ recycle: record.error === 'NIMBUS_ERR_TIMEOUT' });
       if (--inFlight === 0 && idleWaiters.length > 0) for (const r of idleWaiters.splice(0)) r();
       record.durationMs = performance.now() - started;
+      record.egressBytes = req.socket.bytesWritten - writtenBefore;
       options.onInvocation?.(record);
     }
   }

@@ -53,6 +53,7 @@ describe('Prometheus metrics', () => {
     const [row] = usage;
     assert.equal(row.invocations, 4);
     assert.equal(row.coldStarts, 1);
+    assert.ok(row.egressBytes > 4 * 100, `four responses with headers and bodies, got ${row.egressBytes} bytes`);
     // 256 MB for at least 1 ms each: 4 × 0.25 GB × 0.001 s.
     assert.ok(row.gbSeconds >= 0.001, `gbSeconds ${row.gbSeconds}`);
     assert.equal(row.hour, `${new Date().toISOString().slice(0, 13)}:00:00.000Z`);
