@@ -17,5 +17,8 @@ await Promise.all([
     ...common,
     entryPoints: { function: 'src/runtime/guest/function.ts', watchdog: 'src/runtime/guest/watchdog.ts' },
     outdir: 'dist/guest',
+    // .mjs: the guest runs from a folder with no package.json (inside the sandbox), so the
+    // extension alone must say ESM.
+    outExtension: { '.js': '.mjs' },
   }),
 ]);

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { buildContext, buildEvent, fromLambdaResult, invokeLambda, type LambdaInfo } from './lambda.js';
 import { currentRequest } from './logging.js';
 import { REQUEST_ID_HEADER } from './protocol.js';
@@ -48,9 +47,15 @@ export function loadFunction(
   throw new Error('Handler not found: module exports neither `default` nor `handler`');
 }
 
+let localIds = 0;
+
+/**
+ * The platform always sends a request id; a request without one (the guest driven by hand) gets a
+ * local one. Not randomUUID: loading node:crypto costs ≈ 15 ms of every cold start.
+ */
 function requestIdOf(req: GuestRequest): string {
   const id = req.headers[REQUEST_ID_HEADER];
-  return typeof id === 'string' && id ? id : randomUUID();
+  return typeof id === 'string' && id ? id : `local-${process.pid}-${++localIds}`;
 }
 
 function fail(res: GuestResponse, err: unknown): void {
