@@ -13,6 +13,8 @@ export interface ServeOptions {
   examples: boolean;
   /** Refuse to start when instances cannot be sandboxed (bubblewrap + cgroups). */
   requireSandbox: boolean;
+  /** NATS server for `nats:` async destinations. */
+  natsUrl?: string;
 }
 
 /** Starts the node; resolves when it has shut down. Supplied by the composition root (src/cmd). */
@@ -28,6 +30,7 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
     .option('--max-body <bytes>', 'largest request body on /fn/ (default 6 MB)', parsePositiveInt)
     .option('--no-examples', 'do not deploy the bundled examples on first start')
     .option('--require-sandbox', 'refuse to start unless instances can be sandboxed (bubblewrap and cgroup limits)')
+    .option('--nats-url <url>', 'NATS server for nats:SUBJECT async destinations (env NIMBUS_NATS_URL)')
     .action(
       async (opts: {
         host: string;
@@ -36,6 +39,7 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
         maxBody?: number;
         examples: boolean;
         requireSandbox?: boolean;
+        natsUrl?: string;
       }) => {
         const envPort = ctx.env.NIMBUS_PORT;
         let port = opts.port;
@@ -54,6 +58,8 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
           examples: opts.examples,
           requireSandbox: opts.requireSandbox === true,
         };
+        const natsUrl = opts.natsUrl ?? (ctx.env.NIMBUS_NATS_URL || undefined);
+        if (natsUrl) options.natsUrl = natsUrl;
         if (opts.maxBody !== undefined) options.maxBodyBytes = opts.maxBody;
         if (!serve) throw new CliError('serve is not available in this build');
         await serve(options);

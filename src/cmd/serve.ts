@@ -9,6 +9,7 @@ import { systemClock } from '../core/clock.js';
 import { NimbusError } from '../core/errors.js';
 import { packageRoot } from '../core/package-root.js';
 import { type AsyncDefaults, createAsyncEndpoint, createAsyncInvocations, createInvoker } from '../events/index.js';
+import { createNatsPublisher } from '../events/nats-publisher.js';
 import { createGateway, createStoreResolver, sendPlatformError } from '../gateway/index.js';
 import { createInstanceManager } from '../instances/index.js';
 import { createInstanceSampler } from '../observe/instance-sampler.js';
@@ -39,6 +40,8 @@ export interface NimbusOptions {
   runtime?: Runtime;
   /** Refuse to start when the process runtime cannot sandbox instances. */
   requireSandbox?: boolean;
+  /** NATS server for `nats:SUBJECT` async destinations, e.g. nats://127.0.0.1:4222. */
+  natsUrl?: string;
   /** Idle time before an instance is frozen (cgroup freezer). Default 5000 ms; 0 never. */
   freezeAfterMs?: number;
   /** Async invocation defaults (retries, backoff, retention…); see src/events/types.ts. */
@@ -138,6 +141,8 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       }
     },
   });
+  // `nats:` destinations publish through one node-level connection, opened on first use.
+  const natsPublisher = options.natsUrl ? createNatsPublisher(options.natsUrl) : undefined;
   // Async invocations: their own SQLite file, invoked through the same resolver and instance slots.
   const queue = createSqliteQueue({ path: join(options.dataDir, 'queue.db'), clock });
   const invocations = createAsyncInvocations({
@@ -148,6 +153,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     exists: (name) => resolver.resolve(name) !== undefined,
     timeoutMs: (name) => resolver.resolve(name)?.spec.timeoutMs,
     defaults: options.async,
+    natsPublish: natsPublisher?.publish,
   });
   const handleAsync = createAsyncEndpoint({ invocations, maxBodyBytes: options.maxBodyBytes });
   // Event sources: each kind of trigger is one factory; stored triggers start after the server listens.
@@ -211,6 +217,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       sampler.stop();
       await manager.close();
       await runtime.close();
+      await natsPublisher?.close();
       server.closeAllConnections();
       await closed;
       logs.close();
