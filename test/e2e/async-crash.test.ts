@@ -1,32 +1,14 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { packDirectory } from '../../src/cli/pack.js';
 import { eventually, readJson, writeSource } from '../support/nimbus.js';
+import { serveProcess } from '../support/serve-process.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const TOTAL = 1000;
-
-/** Starts `nimbus serve` as a real process on a free port; resolves with its URL once it listens. */
-function serve(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['bin/nimbus.js', 'serve', '--port', '0', '--data', dataDir, '--no-examples'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/[\d.:]+)/.exec(out);
-      if (m) resolve({ child, url: m[1]! });
-    });
-    child.stderr!.on('data', (d) => (out += d));
-    child.once('exit', (code) => reject(new Error(`nimbus serve exited early (${code}): ${out}`)));
-  });
-}
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 
@@ -40,7 +22,7 @@ describe('async invocations survive kill -9 of the node', () => {
   });
 
   it(`completes every one of ${TOTAL} accepted invocations after a kill -9 and a restart`, async (t) => {
-    const first = await serve(dataDir);
+    const first = await serveProcess(dataDir);
     children.push(first.child);
     // A short sleep keeps work running and queued at the moment of the kill.
     const src = writeSource({
@@ -73,7 +55,7 @@ describe('async invocations survive kill -9 of the node', () => {
     await exited;
     assert.ok(before.succeeded < TOTAL, `some work must be unfinished at the kill: ${JSON.stringify(before)}`);
 
-    const second = await serve(dataDir);
+    const second = await serveProcess(dataDir);
     children.push(second.child);
     const restarted = performance.now();
     const counts = await eventually(

@@ -1,37 +1,17 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { APPS, eventually, readJson } from '../support/nimbus.js';
-
-const ROOT = join(import.meta.dirname, '..', '..');
-
-/** Starts `nimbus serve` as a real process on a free port; resolves with its URL once it listens. */
-function serve(dataDir: string): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(process.execPath, ['bin/nimbus.js', 'serve', '--port', '0', '--data', dataDir, '--no-examples'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/[\d.:]+)/.exec(out);
-      if (m) resolve({ child, url: m[1]!, output: () => out });
-    });
-    child.stderr!.on('data', (d) => (out += d));
-    child.once('exit', (code) => reject(new Error(`nimbus serve exited early (${code}): ${out}`)));
-  });
-}
+import { serveProcess } from '../support/serve-process.js';
 
 describe('nimbus serve as a process', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'nimbus-shutdown-'));
   after(() => rmSync(dataDir, { recursive: true, force: true }));
 
   it('drains in-flight requests on SIGTERM, stops its instances and exits 0', async () => {
-    const { child, url, output } = await serve(dataDir);
+    const { child, url, output } = await serveProcess(dataDir);
     const { packDirectory } = await import('../../src/cli/pack.js');
     const { archive } = await packDirectory(`${APPS}/echo`);
     const deployed = await fetch(`${url}/api/v1/functions`, { method: 'POST', body: archive });
