@@ -1,12 +1,11 @@
 import { connect, type Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { NimbusError } from '../../core/errors.js';
-import { createLazyResponse, PushedBody, type RawHeaders, takeLazyRequestParts } from '../channel/index.js';
+import { createLazyResponse, PushedBody, type RawHeaders } from '../channel/index.js';
 import { ACK_STEP, FrameDecoder, FrameType, FrameWriter, Outbound, PREFACE } from '../guest/framing.js';
 import type { Channel } from './channel.js';
+import { requestHead } from './request-head.js';
 
-// Hop-by-hop on our side of the hop; `host` is put first, from the URL.
-const SKIP = new Set(['connection', 'keep-alive', 'upgrade', 'transfer-encoding', 'expect', 'host']);
 // Statuses whose Response must have a null body (the constructor throws otherwise).
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 /** Response bytes buffered ahead of the reader before the guest stops getting credit. */
@@ -94,7 +93,7 @@ class Connection {
   }
 
   fetch(request: Request, signal: AbortSignal | undefined): Promise<Response> {
-    const head = headOf(request);
+    const head = requestHead(request);
     const id = this.#nextId;
     this.#nextId = id >= 0x7fffffff ? 1 : id + 1;
     return new Promise<Response>((resolve, reject) => {
@@ -229,35 +228,4 @@ class Connection {
       this.#finish(stream, aborted ? stream.signal!.reason : this.#crashed(`failed ${phase}: ${detail}`, cause));
     }
   }
-}
-
-interface Head {
-  method: string;
-  path: string;
-  /** Flat `[name, value, …]`, starting with `host`. */
-  headers: string[];
-  body: Readable | null;
-}
-
-/** The parts of a Request: a lazy one (from the gateway) gives its Node body stream as is. */
-function headOf(request: Request): Head {
-  const lazy = takeLazyRequestParts(request);
-  if (lazy) {
-    const headers: string[] = ['host', lazy.host];
-    const raw = lazy.headers;
-    for (let i = 0; i < raw.length; i += 2) if (!SKIP.has(raw[i]!.toLowerCase())) headers.push(raw[i]!, raw[i + 1]!);
-    return { method: lazy.method, path: lazy.path, headers, body: lazy.body };
-  }
-  const url = request.url;
-  // Cheaper than new URL(): these URLs are always absolute `http://host/path…`.
-  const hostStart = url.indexOf('//') + 2;
-  const slash = url.indexOf('/', hostStart);
-  const headers: string[] = ['host', url.slice(hostStart, slash === -1 ? undefined : slash)];
-  for (const [key, value] of request.headers) if (!SKIP.has(key)) headers.push(key, value);
-  return {
-    method: request.method,
-    path: slash === -1 ? '/' : url.slice(slash),
-    headers,
-    body: request.body ? Readable.fromWeb(request.body as import('node:stream/web').ReadableStream) : null,
-  };
 }

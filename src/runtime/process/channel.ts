@@ -1,8 +1,8 @@
-import { Readable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import { NimbusError } from '../../core/errors.js';
-import { createLazyResponse, PushedBody, takeLazyRequestParts } from '../channel/index.js';
+import { createLazyResponse, PushedBody } from '../channel/index.js';
 import { createFramedChannel } from './channel-framed.js';
+import { requestHead } from './request-head.js';
 
 /** The host end of the hop to one instance's Unix socket. */
 export interface Channel {
@@ -16,35 +16,10 @@ export interface Channel {
   close(): Promise<void>;
 }
 
-// undici refuses these (hop-by-hop or unsupported); `host` is rebuilt from the URL.
-const SKIP = new Set(['connection', 'keep-alive', 'upgrade', 'transfer-encoding', 'expect', 'host']);
 // Statuses whose Response must have a null body (the constructor throws otherwise).
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 /** Response bytes buffered ahead of the reader before the socket is paused. */
 const BODY_HIGH_WATER = 64 * 1024;
-
-/** The dispatch of one Request: a lazy one (from the gateway) moves its Node body stream as is. */
-function dispatchOptions(request: Request): Dispatcher.DispatchOptions {
-  const lazy = takeLazyRequestParts(request);
-  if (lazy) {
-    const headers: string[] = ['host', lazy.host];
-    const raw = lazy.headers;
-    for (let i = 0; i < raw.length; i += 2) if (!SKIP.has(raw[i]!.toLowerCase())) headers.push(raw[i]!, raw[i + 1]!);
-    return { path: lazy.path, method: lazy.method as Dispatcher.HttpMethod, headers, body: lazy.body };
-  }
-  const url = request.url;
-  // Cheaper than new URL(): these URLs are always absolute `http://host/path…`.
-  const hostStart = url.indexOf('//') + 2;
-  const slash = url.indexOf('/', hostStart);
-  const headers: string[] = ['host', url.slice(hostStart, slash === -1 ? undefined : slash)];
-  for (const [key, value] of request.headers) if (!SKIP.has(key)) headers.push(key, value);
-  return {
-    path: slash === -1 ? '/' : url.slice(slash),
-    method: request.method as Dispatcher.HttpMethod,
-    headers,
-    body: request.body ? Readable.fromWeb(request.body as import('node:stream/web').ReadableStream) : null,
-  };
-}
 
 /** The protocols of the hop: `framed` (channel-framed.ts) or HTTP/1.1 (undici). */
 export type ChannelProtocol = 'framed' | 'http';
@@ -87,7 +62,8 @@ export function createHttpChannel(socketPath: string, instanceId: string): Chann
   function fetch(request: Request, signal?: AbortSignal): Promise<Response> {
     if (closed) return Promise.reject(crashed('is not running'));
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const options = dispatchOptions(request);
+    const head = requestHead(request);
+    const options: Dispatcher.DispatchOptions = { ...head, method: head.method as Dispatcher.HttpMethod };
     return new Promise<Response>((resolve, reject) => {
       let control: Dispatcher.DispatchController | undefined;
       let body: PushedBody | null = null;
