@@ -1,21 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NimbusError, toNimbusError } from '../core/errors.js';
+import { HOP_BY_HOP_HEADERS } from '../gateway/hop-by-hop.js';
 import { sendPlatformError } from '../gateway/platform-error.js';
 import type { AsyncInvocations } from './types.js';
 
 export const CALLBACK_HEADER = 'x-nimbus-callback-url';
 
-// Hop-by-hop headers (RFC 9110 §7.6.1) belong to this connection, not to the stored request.
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
-  'content-length',
-]);
+// This connection's headers are not part of the stored request (its length is the stored body's).
+const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'content-length']);
 
 /**
  * `POST /async/fn/NAME/PATH`: stores method, path, headers and body durably and answers

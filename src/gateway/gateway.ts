@@ -6,6 +6,7 @@ import type { InstanceManager, Lease } from '../instances/index.js';
 import { createLazyRequest, type LazyResponseParts, takeLazyResponseParts } from '../runtime/channel/index.js';
 import { DEADLINE_HEADER, REQUEST_ID_HEADER } from '../runtime/types.js';
 import { BodyLimit } from './body-limit.js';
+import { HOP_BY_HOP_HEADERS } from './hop-by-hop.js';
 import { sendPlatformError } from './platform-error.js';
 import type { Resolver } from './resolver.js';
 
@@ -43,17 +44,8 @@ export interface Gateway {
   idle(): Promise<void>;
 }
 
-// Hop-by-hop headers (RFC 9110 §7.6.1) are the proxy's business, not the function's.
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
-  'host',
-]);
+// The proxy's own business: the connection's hop-by-hop headers, and `host` (rebuilt from the URL).
+const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'host']);
 
 export function createGateway(options: GatewayOptions): Gateway {
   const { resolver, manager, clock } = options;
