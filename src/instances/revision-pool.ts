@@ -2,13 +2,14 @@ import type { Clock } from '../core/clock.js';
 import { NimbusError, toNimbusError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { ExitInfo, Instance, Runtime } from '../runtime/types.js';
+import { type Freezable, freeze, thawed } from './freezer.js';
 import { instancesToReap, instancesToStart, restartBackoffMs } from './scaling.js';
 import type { EndedInstanceInfo, InstanceInfo, InstanceLogRecord, Lease, RevisionPlan, SlotState } from './types.js';
 
 /** Ended instances remembered per revision. */
 const ENDED_KEPT = 20;
 
-interface Slot {
+interface Slot extends Freezable {
   id: string;
   state: SlotState;
   stateSince: number;
@@ -19,10 +20,6 @@ interface Slot {
   requests: number;
   startedAt: number;
   readyAt?: number;
-  /** Suspended by the runtime's freezer while idle; thawed before its next request. */
-  frozen?: boolean;
-  /** A freeze or thaw in progress. */
-  transition?: Promise<unknown>;
   lastUsedAt: number;
 }
 
@@ -126,33 +123,9 @@ export class RevisionPool {
         !slot.transition &&
         now - slot.lastUsedAt >= freezeAfterMs
       ) {
-        this.#freeze(slot);
+        freeze(this.#deps.runtime, slot);
       }
     }
-  }
-
-  // Like Lambda between invocations: an idle instance gets no CPU until its next request.
-  #freeze(slot: Slot): void {
-    slot.transition = this.#deps.runtime.freeze!(slot.id)
-      .then((ok) => {
-        slot.frozen = ok;
-        // A request may have arrived while freezing: it is waiting on this transition to thaw.
-      })
-      .catch(() => {})
-      .finally(() => {
-        slot.transition = undefined;
-      });
-  }
-
-  /** Makes sure a leased slot's instance runs before its request goes out. */
-  async #ready(slot: Slot): Promise<void> {
-    while (slot.transition) await slot.transition;
-    if (!slot.frozen) return;
-    const thaw = this.#deps.runtime.thaw!(slot.id).catch(() => false);
-    slot.transition = thaw;
-    await thaw;
-    slot.frozen = false;
-    slot.transition = undefined;
   }
 
   /**
@@ -247,7 +220,7 @@ export class RevisionPool {
   #leaseReady(slot: Slot, cold: boolean): Promise<Lease> {
     const lease = this.#lease(slot, cold);
     if (!slot.frozen && !slot.transition) return Promise.resolve(lease);
-    return this.#ready(slot).then(() => lease);
+    return thawed(this.#deps.runtime, slot).then(() => lease);
   }
 
   #lease(slot: Slot, cold: boolean): Lease {
