@@ -290,4 +290,26 @@ describe('nimbus CLI against the API contract', () => {
       requireSandbox: false,
     });
   });
+
+  it('refuses a NATS URL that is not nats:// or tls:// with exit 2 before serving', async () => {
+    const stderr = new PassThrough();
+    let served = false;
+    const code = await runCli(['serve', '--nats-url', 'http://127.0.0.1:4222'], {
+      serve: async () => {
+        served = true;
+      },
+      context: { stderr, env: {}, cwd: '/srv' },
+    });
+    assert.equal(code, 2);
+    assert.equal(served, false);
+    assert.match(String(stderr.read()), /^nimbus: invalid --nats-url .*expected nats:\/\/HOST:PORT/);
+    let got: unknown;
+    await runCli(['serve'], {
+      serve: async (o) => {
+        got = o;
+      },
+      context: { env: { NIMBUS_NATS_URL: 'nats://127.0.0.1:4222' }, cwd: '/srv' },
+    });
+    assert.equal((got as { natsUrl?: string }).natsUrl, 'nats://127.0.0.1:4222');
+  });
 });

@@ -59,10 +59,24 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
           requireSandbox: opts.requireSandbox === true,
         };
         const natsUrl = opts.natsUrl ?? (ctx.env.NIMBUS_NATS_URL || undefined);
-        if (natsUrl) options.natsUrl = natsUrl;
+        if (natsUrl) options.natsUrl = checkNatsUrl(natsUrl);
         if (opts.maxBody !== undefined) options.maxBodyBytes = opts.maxBody;
         if (!serve) throw new CliError('serve is not available in this build');
         await serve(options);
       },
     );
+}
+
+/** `nats://host:port` or `tls://host:port`; anything else is a usage error now, not a failed delivery later. */
+function checkNatsUrl(raw: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'nats:' && url.protocol !== 'tls:') || !url.hostname) {
+    throw new CliError(`invalid --nats-url / NIMBUS_NATS_URL: ${raw} (expected nats://HOST:PORT)`, { exitCode: 2 });
+  }
+  return raw;
 }
