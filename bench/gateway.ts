@@ -4,7 +4,8 @@
 // CPU, so req/s alone hides where the time goes).
 // Run: npm run build && node --import tsx bench/gateway.ts [seconds=5] [connections=16] [rounds=3]
 // Optional: BEFORE=/path/to/another/nimbus/checkout (built) adds that build as a third target,
-// for a before/after table from one run.
+// for a before/after table from one run. METRICS_OFF=1 adds this checkout with --no-metrics, to
+// measure what per-request metrics and usage metering cost.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -71,8 +72,8 @@ function wrk(url: string, pids: Record<string, number>): WrkResult {
   return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]), p50: ms('50'), p99: ms('99'), cpu };
 }
 
-async function nimbusTarget(root: string) {
-  const nimbus = await startNimbusProcess(root);
+async function nimbusTarget(root: string, extraArgs: string[] = []) {
+  const nimbus = await startNimbusProcess(root, extraArgs);
   await deploy(nimbus.url, join(ROOT, 'bench/fixtures/hello'), {
     name: 'hello',
     concurrency: 100,
@@ -95,6 +96,12 @@ try {
     const before = await nimbusTarget(process.env.BEFORE);
     children.push(before.child);
     targets.push({ name: 'nimbus gateway (before)', ...before });
+  }
+  if (process.env.METRICS_OFF) {
+    // Side by side: the same checkout with per-request metrics and usage metering off.
+    const off = await nimbusTarget(ROOT, ['--no-metrics']);
+    children.push(off.child);
+    targets.push({ name: 'nimbus gateway (metrics off)', ...off });
   }
   const after = await nimbusTarget(ROOT);
   children.push(after.child);

@@ -29,11 +29,14 @@ export function spawnUntil(
 }
 
 /** A Nimbus node as its own process, with a temp data dir; `root` is the checkout to run (built). */
-export async function startNimbusProcess(root = ROOT): Promise<{ url: string; child: ChildProcess }> {
+export async function startNimbusProcess(
+  root = ROOT,
+  extraArgs: string[] = [],
+): Promise<{ url: string; child: ChildProcess }> {
   const data = mkdtempSync(join(tmpdir(), 'nimbus-bench-'));
   const { child, match } = await spawnUntil(
     process.execPath,
-    [join(root, 'bin/nimbus.js'), 'serve', '--port', '0', '--data', data, '--no-examples'],
+    [join(root, 'bin/nimbus.js'), 'serve', '--port', '0', '--data', data, '--no-examples', ...extraArgs],
     /listening on (http:\/\/[\d.:]+)/,
   );
   return { url: match[1]!, child };

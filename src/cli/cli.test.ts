@@ -261,12 +261,15 @@ describe('nimbus CLI against the API contract', () => {
 
   it('resolves serve flags and env into the hook options', async () => {
     let got: unknown;
-    const code = await runCli(['serve', '--port', '0', '--no-examples', '--max-body', '1024', '--require-sandbox'], {
-      serve: async (options) => {
-        got = options;
+    const code = await runCli(
+      ['serve', '--port', '0', '--no-examples', '--max-body', '1024', '--require-sandbox', '--no-metrics'],
+      {
+        serve: async (options) => {
+          got = options;
+        },
+        context: { env: { NIMBUS_DATA: 'state' }, cwd: '/srv' },
       },
-      context: { env: { NIMBUS_DATA: 'state' }, cwd: '/srv' },
-    });
+    );
     assert.equal(code, 0);
     assert.deepEqual(got, {
       host: '127.0.0.1',
@@ -275,6 +278,7 @@ describe('nimbus CLI against the API contract', () => {
       examples: false,
       requireSandbox: true,
       maxBodyBytes: 1024,
+      metrics: false,
     });
     await runCli(['serve'], {
       serve: async (o) => {

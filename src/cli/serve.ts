@@ -15,6 +15,8 @@ export interface ServeOptions {
   requireSandbox: boolean;
   /** NATS server for `nats:` async destinations. */
   natsUrl?: string;
+  /** False with --no-metrics: no per-request metrics or usage metering. */
+  metrics?: boolean;
 }
 
 /** Starts the node; resolves when it has shut down. Supplied by the composition root (src/cmd). */
@@ -30,6 +32,7 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
     .option('--max-body <bytes>', 'largest request body on /fn/ (default 6 MB)', parsePositiveInt)
     .option('--no-examples', 'do not deploy the bundled examples on first start')
     .option('--require-sandbox', 'refuse to start unless instances can be sandboxed (bubblewrap and cgroup limits)')
+    .option('--no-metrics', 'skip per-request Prometheus metrics and usage metering')
     .option('--nats-url <url>', 'NATS server for nats:SUBJECT async destinations (env NIMBUS_NATS_URL)')
     .action(
       async (opts: {
@@ -40,6 +43,7 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
         examples: boolean;
         requireSandbox?: boolean;
         natsUrl?: string;
+        metrics: boolean;
       }) => {
         const envPort = ctx.env.NIMBUS_PORT;
         let port = opts.port;
@@ -60,6 +64,7 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
         };
         const natsUrl = opts.natsUrl ?? (ctx.env.NIMBUS_NATS_URL || undefined);
         if (natsUrl) options.natsUrl = checkNatsUrl(natsUrl);
+        if (!opts.metrics) options.metrics = false;
         if (opts.maxBody !== undefined) options.maxBodyBytes = opts.maxBody;
         if (!serve) throw new CliError('serve is not available in this build');
         await serve(options);

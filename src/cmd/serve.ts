@@ -42,6 +42,8 @@ export interface NimbusOptions {
   requireSandbox?: boolean;
   /** NATS server for `nats:SUBJECT` async destinations, e.g. nats://127.0.0.1:4222. */
   natsUrl?: string;
+  /** Per-request Prometheus metrics and usage metering. Default true. */
+  metrics?: boolean;
   /** Idle time before an instance is frozen (cgroup freezer). Default 5000 ms; 0 never. */
   freezeAfterMs?: number;
   /** Async invocation defaults (retries, backoff, retention…); see src/events/types.ts. */
@@ -126,20 +128,24 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     manager,
     clock,
     maxBodyBytes: options.maxBodyBytes,
-    onInvocation: (r) => {
-      metrics.onInvocation(r);
-      const memoryMb = resolver.resolve(r.function)?.spec.memoryMb;
-      if (memoryMb && r.error !== 'NIMBUS_ERR_FUNCTION_NOT_FOUND') {
-        usage.record({
-          function: r.function,
-          time: Date.now(),
-          durationMs: r.durationMs,
-          memoryMb,
-          cold: r.cold,
-          egressBytes: r.egressBytes,
-        });
-      }
-    },
+    // Per-request metrics and usage metering; `metrics: false` leaves them out (measured overhead in BENCHMARKS.md).
+    onInvocation:
+      options.metrics === false
+        ? undefined
+        : (r) => {
+            metrics.onInvocation(r);
+            const memoryMb = resolver.resolve(r.function)?.spec.memoryMb;
+            if (memoryMb && r.error !== 'NIMBUS_ERR_FUNCTION_NOT_FOUND') {
+              usage.record({
+                function: r.function,
+                time: Date.now(),
+                durationMs: r.durationMs,
+                memoryMb,
+                cold: r.cold,
+                egressBytes: r.egressBytes,
+              });
+            }
+          },
   });
   // `nats:` destinations publish through one node-level connection, opened on first use.
   const natsPublisher = options.natsUrl ? createNatsPublisher(options.natsUrl) : undefined;
