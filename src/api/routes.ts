@@ -3,12 +3,13 @@ import { streamSSE } from 'hono/streaming';
 import { NimbusError, toNimbusError } from '../core/errors.js';
 import type { FunctionConfig, FunctionRecord } from '../core/types.js';
 import type { AsyncInvocations } from '../events/types.js';
-import type { InstanceInfo, InstanceLogRecord } from '../instances/types.js';
-import type { LogStore } from '../observe/log-store.js';
+import type { InstanceInfo } from '../instances/types.js';
+import { createLiveFilter, type LogRecord, type LogStore } from '../observe/log-store.js';
 import { type UsageMeter, usageCsv } from '../observe/usage.js';
 import type { TriggerManager } from '../triggers/manager.js';
 import { registerEventRoutes } from './events-routes.js';
 import type { FunctionsService } from './functions-service.js';
+import { logFilterParams } from './log-params.js';
 import { openApiDocument } from './openapi.js';
 import { registerTriggerRoutes } from './trigger-routes.js';
 
@@ -130,17 +131,19 @@ export function createApi(options: ApiOptions): Hono {
       function: name,
       limit: intParam(c.req.query('limit'), 'limit', 1, 1000) ?? 100,
       since: timeParam(c.req.query('since')),
-      requestId: c.req.query('requestId') || undefined,
+      ...logFilterParams(c),
     };
-    const view = (r: InstanceLogRecord) => ({ ...r, time: new Date(r.time).toISOString() });
+    const view = (r: LogRecord) => ({ ...r, time: new Date(r.time).toISOString() });
     if (c.req.query('follow') !== 'true') return c.json({ logs: logs.query(query).map(view) });
     return streamSSE(c, async (stream) => {
       // Subscribe before reading history so no line falls between the two.
-      const queued: InstanceLogRecord[] = [];
+      const queued: LogRecord[] = [];
       let wake = () => {};
+      const live = createLiveFilter(query);
       const unsubscribe = logs.follow(name, (r) => {
-        if (query.requestId && r.requestId !== query.requestId) return;
-        queued.push(r);
+        const out = live(r);
+        if (out.length === 0) return;
+        queued.push(...out);
         wake();
       });
       stream.onAbort(() => {

@@ -44,8 +44,14 @@ export interface LogRecord {
   revision: string;
   instance: string;
   requestId?: string;
-  stream: 'stdout' | 'stderr' | 'system';
+  stream: 'stdout' | 'stderr' | 'system' | 'request';
   line: string;
+  /** `request` records (one per invocation): the status, duration, cold or warm. */
+  status?: number;
+  durationMs?: number;
+  cold?: boolean;
+  error?: string;
+  traceId?: string;
 }
 
 /** `GET /api/v1/functions/NAME/instances`. */

@@ -12,6 +12,10 @@ interface LogsOptions {
   limit?: number;
   since?: string;
   requestId?: string;
+  request?: string;
+  status?: string;
+  until?: string;
+  requests?: boolean;
   json?: boolean;
 }
 
@@ -30,6 +34,10 @@ export function registerLogs(program: Command, ctx: CliContext): void {
     .option('--limit <n>', 'most recent lines to print first (default 100, max 1000)', parseLimit)
     .option('--since <time>', 'only lines after an ISO time, epoch ms, or a duration ago (30s, 10m, 2h)')
     .option('--request-id <id>', 'only the lines of one request (see the x-nimbus-request-id header)')
+    .option('--request <id>', 'same as --request-id')
+    .option('--status <status>', 'only requests that got this status (5xx, 404, 400-499), with their lines')
+    .option('--until <time>', 'only records before an ISO time, epoch ms, or a duration ago')
+    .option('--requests', 'only the one-per-invocation records (status, duration, cold or warm)')
     .option('--json', 'print records as JSON (one per line with --follow)');
   withUrl(command).action((name: string, opts: LogsOptions) => logs(name, opts, ctx));
 }
@@ -37,7 +45,9 @@ export function registerLogs(program: Command, ctx: CliContext): void {
 /** `TIME [rN inst] [requestId] line`; the request id part is left out when the line has none. */
 export function formatLogRecord(r: LogRecord): string {
   const request = r.requestId ? ` [${r.requestId}]` : '';
-  return `${r.time} [${r.revision} ${r.instance}]${request} ${r.line}`;
+  // A request record reads like Lambda's REPORT line: it ends the request's lines.
+  const line = r.stream === 'request' ? `REPORT ${r.line}` : r.line;
+  return `${r.time} [${r.revision} ${r.instance}]${request} ${line}`;
 }
 
 async function logs(name: string, opts: LogsOptions, ctx: CliContext): Promise<void> {
@@ -45,7 +55,10 @@ async function logs(name: string, opts: LogsOptions, ctx: CliContext): Promise<v
   const query = {
     limit: opts.limit === undefined ? undefined : String(opts.limit),
     since: opts.since === undefined ? undefined : parseSince(opts.since, ctx.now()),
-    requestId: opts.requestId,
+    requestId: opts.requestId ?? opts.request,
+    status: opts.status,
+    until: opts.until === undefined ? undefined : parseSince(opts.until, ctx.now()),
+    kind: opts.requests ? 'request' : undefined,
     follow: opts.follow ? 'true' : undefined,
   };
   const path = `/api/v1/functions/${encodeURIComponent(name)}/logs`;

@@ -89,6 +89,13 @@ export function buildOverrides(flags: DeployFlags): Record<string, unknown> {
 const DURATION = /^(\d+)(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
+/** `--log-max-age 7d`: a duration (ms, s, m, h, d) in milliseconds. */
+export function parseDuration(raw: string): number {
+  const d = DURATION.exec(raw);
+  if (!d || Number(d[1]) <= 0) throw new InvalidArgumentError('Expected a duration such as 30m, 12h or 7d.');
+  return Number(d[1]) * UNIT_MS[d[2]!]!;
+}
+
 /**
  * `--since`: an ISO time or epoch ms (what the API takes), or a duration back from now such as
  * `10m`, which the CLI turns into an ISO time.

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { CliContext } from './context.js';
 import { CliError } from './errors.js';
-import { parsePort, parsePositiveInt } from './options.js';
+import { parseDuration, parsePort, parsePositiveInt } from './options.js';
 
 /** What `nimbus serve` resolves its flags and environment to. */
 export interface ServeOptions {
@@ -17,6 +17,10 @@ export interface ServeOptions {
   natsUrl?: string;
   /** False with --no-metrics: no per-request metrics or usage metering. */
   metrics?: boolean;
+  /** OTLP/HTTP trace receiver (--otlp-endpoint, env OTEL_EXPORTER_OTLP_ENDPOINT). */
+  otlpEndpoint?: string;
+  /** Log retention (--log-max-age, --log-max-records, --log-max-mb). */
+  logRetention?: { maxAgeMs?: number; maxRecordsPerFunction?: number; maxBytes?: number };
 }
 
 /** Starts the node; resolves when it has shut down. Supplied by the composition root (src/cmd). */
@@ -34,6 +38,10 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
     .option('--require-sandbox', 'refuse to start unless instances can be sandboxed (bubblewrap and cgroup limits)')
     .option('--no-metrics', 'skip per-request Prometheus metrics and usage metering')
     .option('--nats-url <url>', 'NATS server for nats:SUBJECT async destinations (env NIMBUS_NATS_URL)')
+    .option('--otlp-endpoint <url>', 'export traces over OTLP/HTTP to this receiver (env OTEL_EXPORTER_OTLP_ENDPOINT)')
+    .option('--log-max-age <duration>', 'drop log records older than this, e.g. 12h, 7d (default 7d)', parseDuration)
+    .option('--log-max-records <n>', 'log records kept per function (default 10000)', parsePositiveInt)
+    .option('--log-max-mb <n>', 'approximate size of all log records kept, MB (default 256)', parsePositiveInt)
     .action(
       async (opts: {
         host: string;
@@ -44,6 +52,10 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
         requireSandbox?: boolean;
         natsUrl?: string;
         metrics: boolean;
+        otlpEndpoint?: string;
+        logMaxAge?: number;
+        logMaxRecords?: number;
+        logMaxMb?: number;
       }) => {
         const envPort = ctx.env.NIMBUS_PORT;
         let port = opts.port;
@@ -65,11 +77,32 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
         const natsUrl = opts.natsUrl ?? (ctx.env.NIMBUS_NATS_URL || undefined);
         if (natsUrl) options.natsUrl = checkNatsUrl(natsUrl);
         if (!opts.metrics) options.metrics = false;
+        const otlp = opts.otlpEndpoint ?? (ctx.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined);
+        if (otlp) options.otlpEndpoint = checkHttpUrl(otlp, '--otlp-endpoint / OTEL_EXPORTER_OTLP_ENDPOINT');
+        const retention = {
+          ...(opts.logMaxAge !== undefined ? { maxAgeMs: opts.logMaxAge } : {}),
+          ...(opts.logMaxRecords !== undefined ? { maxRecordsPerFunction: opts.logMaxRecords } : {}),
+          ...(opts.logMaxMb !== undefined ? { maxBytes: opts.logMaxMb * 1024 * 1024 } : {}),
+        };
+        if (Object.keys(retention).length > 0) options.logRetention = retention;
         if (opts.maxBody !== undefined) options.maxBodyBytes = opts.maxBody;
         if (!serve) throw new CliError('serve is not available in this build');
         await serve(options);
       },
     );
+}
+
+/** An http(s) URL; anything else is a usage error now, not failed exports later. */
+function checkHttpUrl(raw: string, what: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:'))
+    throw new CliError(`invalid ${what}: ${raw} (expected http://HOST:PORT)`, { exitCode: 2 });
+  return raw;
 }
 
 /** `nats://host:port` or `tls://host:port`; anything else is a usage error now, not a failed delivery later. */

@@ -13,13 +13,22 @@ import { createNatsPublisher } from '../events/nats-publisher.js';
 import { createGateway, createStoreResolver, sendPlatformError } from '../gateway/index.js';
 import { createInstanceManager } from '../instances/index.js';
 import { createInstanceSampler } from '../observe/instance-sampler.js';
-import { createLogStore } from '../observe/log-store.js';
+import { createLogStore, type LogRetention, requestRecord } from '../observe/log-store.js';
 import { createMetrics } from '../observe/metrics.js';
+import { createTracer } from '../observe/tracing.js';
 import { createUsageMeter } from '../observe/usage.js';
 import { createSqliteQueue } from '../queue/index.js';
 import { createProcessRuntime, type Runtime } from '../runtime/index.js';
 import { createLocalArtifactStore, createSqliteStore } from '../store/index.js';
-import { createTriggerManager, cronTrigger, intervalTrigger, natsTrigger } from '../triggers/index.js';
+import {
+  createTriggerManager,
+  cronTrigger,
+  intervalTrigger,
+  mqttTrigger,
+  natsTrigger,
+  rabbitmqTrigger,
+  redisStreamsTrigger,
+} from '../triggers/index.js';
 
 export interface NimbusOptions {
   /** Default 127.0.0.1. */
@@ -44,6 +53,12 @@ export interface NimbusOptions {
   natsUrl?: string;
   /** Per-request Prometheus metrics and usage metering. Default true. */
   metrics?: boolean;
+  /** One log record per invocation (status, duration, cold/warm). Default true. */
+  requestLogs?: boolean;
+  /** How many log records are kept (count per function, age, total size); see docs/observability.md. */
+  logRetention?: Partial<LogRetention>;
+  /** OTLP/HTTP receiver for traces (e.g. http://127.0.0.1:4318); no tracing work at all without it. */
+  otlpEndpoint?: string;
   /** Idle time before an instance is frozen (cgroup freezer). Default 5000 ms; 0 never. */
   freezeAfterMs?: number;
   /** Async invocation defaults (retries, backoff, retention…); see src/events/types.ts. */
@@ -70,7 +85,8 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const clock = systemClock;
   const store = createSqliteStore({ path: join(options.dataDir, 'nimbus.db') });
   const artifacts = createLocalArtifactStore({ dir: join(options.dataDir, 'artifacts') });
-  const logs = createLogStore({ path: join(options.dataDir, 'logs.db') });
+  const logs = createLogStore({ path: join(options.dataDir, 'logs.db'), clock, ...options.logRetention });
+  const tracer = options.otlpEndpoint ? createTracer({ endpoint: options.otlpEndpoint }) : undefined;
   const usage = createUsageMeter({ path: join(options.dataDir, 'usage.db') });
   const processRuntime = options.runtime ? undefined : createProcessRuntime({ requireSandbox: options.requireSandbox });
   const runtime: Runtime = options.runtime ?? processRuntime!;
@@ -89,25 +105,32 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     clock,
     freezeAfterMs: options.freezeAfterMs,
     onLog: (r) => logs.append(r),
-    onStart: (e) => metrics.onStart(e),
+    onStart: (e) => {
+      metrics.onStart(e);
+      tracer?.onStart(e);
+    },
   });
   const liveInstances = () => manager.instances().map((i) => ({ ...i, usage: sampler.latest(i.id) }));
   const metrics = createMetrics({
     instances: liveInstances,
     waiting: () => manager.waiting(),
     inFlight: () => gateway.inFlight,
+    async asyncQueue() {
+      const names = [...new Set(resolver.plans().map((p) => p.function))];
+      return new Map(await Promise.all(names.map(async (n) => [n, await invocations.counts(n)] as const)));
+    },
   });
   const service = new FunctionsService(store, artifacts, {
     async onChange(name) {
-      const { before, after } = await resolver.refresh(name);
-      // The old revision drains in the background; a deleted function's held requests fail now.
-      if (before && before.key !== after?.key) {
-        const gone = after
-          ? undefined
-          : new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function ${name} was deleted`);
-        void manager.retire(before.key, gone);
-      }
-      if (after) manager.ensureMin(after);
+      const { referenced, unreferenced } = await resolver.refresh(name);
+      // Revisions no share or tag points at any more drain in the background; a deleted
+      // function's held requests fail now. Every revision still routed to is kept warm.
+      const gone =
+        referenced.length === 0
+          ? new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function ${name} was deleted`)
+          : undefined;
+      for (const plan of unreferenced) void manager.retire(plan.key, gone);
+      for (const plan of referenced) manager.ensureMin(plan);
     },
     instances: (name) => liveInstances().filter((i) => i.function === name),
     ended: (name) => manager.ended(name),
@@ -129,12 +152,16 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     clock,
     maxBodyBytes: options.maxBodyBytes,
     // Per-request metrics and usage metering; `metrics: false` leaves them out (measured overhead in BENCHMARKS.md).
+    tracer,
     onInvocation:
-      options.metrics === false
+      options.metrics === false && options.requestLogs === false
         ? undefined
         : (r) => {
+            if (options.requestLogs !== false && r.error !== 'NIMBUS_ERR_FUNCTION_NOT_FOUND')
+              logs.append(requestRecord({ ...r, time: clock.now() }));
+            if (options.metrics === false) return;
             metrics.onInvocation(r);
-            const memoryMb = resolver.resolve(r.function)?.spec.memoryMb;
+            const memoryMb = r.revision ? resolver.plan(r.function, r.revision)?.spec.memoryMb : undefined;
             if (memoryMb && r.error !== 'NIMBUS_ERR_FUNCTION_NOT_FOUND') {
               usage.record({
                 function: r.function,
@@ -167,7 +194,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     bucket: store.bucket('triggers'),
     invocations,
     clock,
-    factories: [cronTrigger, natsTrigger, intervalTrigger],
+    factories: [cronTrigger, natsTrigger, rabbitmqTrigger, mqttTrigger, redisStreamsTrigger, intervalTrigger],
   });
   const api = createApi({
     events: invocations,
@@ -191,8 +218,8 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       const { name, path } = splitFunctionUrl(url.slice('/async'.length));
       return void handleAsync(req, res, name, path);
     }
-    const { name, path } = splitFunctionUrl(url);
-    void gateway.handle(req, res, name, path);
+    const { name, path, tag } = splitFunctionUrl(url);
+    void gateway.handle(req, res, name, path, tag);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -226,6 +253,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       await natsPublisher?.close();
       server.closeAllConnections();
       await closed;
+      await tracer?.shutdown();
       logs.close();
       usage.close();
       await queue.close();
@@ -234,13 +262,18 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   };
 }
 
-/** `/fn/NAME/a/b?q=1` → NAME and `/a/b?q=1`; `/fn/NAME?q` → NAME and `/?q`. */
-export function splitFunctionUrl(url: string): { name: string; path: string } {
+/**
+ * `/fn/NAME/a/b?q=1` → NAME and `/a/b?q=1`; `/fn/NAME?q` → NAME and `/?q`; `/fn/NAME@TAG/x` →
+ * NAME, TAG and `/x` (a tag, or a revision id such as `r3`: docs/traffic.md).
+ */
+export function splitFunctionUrl(url: string): { name: string; path: string; tag?: string } {
   const rest = url.slice('/fn/'.length);
   const end = rest.search(/[/?]/);
-  if (end === -1) return { name: decodeURIComponent(rest), path: '/' };
-  const path = rest.slice(end);
-  return { name: decodeURIComponent(rest.slice(0, end)), path: path.startsWith('?') ? `/${path}` : path };
+  const segment = decodeURIComponent(end === -1 ? rest : rest.slice(0, end));
+  const path = end === -1 ? '/' : rest.slice(end);
+  const at = segment.indexOf('@');
+  const named = at === -1 ? { name: segment } : { name: segment.slice(0, at), tag: segment.slice(at + 1) };
+  return { ...named, path: path.startsWith('?') ? `/${path}` : path };
 }
 
 async function deployExamples(service: FunctionsService): Promise<string[]> {

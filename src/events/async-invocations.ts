@@ -1,5 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import { hasCode, NimbusError } from '../core/errors.js';
+import { formatTraceparent, newTraceContext, parseTraceparent, TRACEPARENT_HEADER } from '../core/trace-context.js';
 import { FINAL_STATES, type Job, type LeasedJob, type Queue } from '../queue/types.js';
 import type { Bucket } from '../store/types.js';
 import { deliver, type NatsPublish, parseDestination } from './destinations.js';
@@ -229,7 +230,7 @@ export function createAsyncInvocations(options: AsyncInvocationsOptions): AsyncI
         data: {
           method: request.method,
           path: request.path,
-          headers: request.headers,
+          headers: withTraceparent(request.headers),
           ...(opts.callbackUrl ? { callbackUrl: opts.callbackUrl } : {}),
         },
         body: request.body,
@@ -314,4 +315,13 @@ export function validateConfig(raw: unknown): AsyncConfig {
     }
   }
   return out;
+}
+
+/**
+ * The stored request carries a W3C `traceparent`: the caller's when valid, else a new trace's, so
+ * the function's work joins the caller's trace whenever it runs (and every retry the same one).
+ */
+function withTraceparent(headers: Record<string, string>): Record<string, string> {
+  if (parseTraceparent(headers[TRACEPARENT_HEADER])) return headers;
+  return { ...headers, [TRACEPARENT_HEADER]: formatTraceparent(newTraceContext()) };
 }

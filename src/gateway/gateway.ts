@@ -24,6 +24,27 @@ export interface InvocationRecord {
   egressBytes: number;
   /** Set when the platform made the response. */
   error?: string;
+  /** Ms from arrival until an instance slot was asked for, and until one was leased (or that failed). */
+  wait?: { fromMs: number; toMs: number };
+  /** Set when the request was traced (GatewayOptions.tracer). */
+  traceId?: string;
+}
+
+/** One traced request: what the function is told, for the gateway's span to be its parent. */
+export interface RequestTrace {
+  traceId: string;
+  /** The `traceparent` header the function gets (the caller's is replaced). */
+  traceparent: string;
+}
+
+/**
+ * Tracing hooks. `start` runs when a request arrives (with the caller's `traceparent`, if any)
+ * and `end` once it is finished, with its record. Without a tracer the gateway does no tracing
+ * work at all, and a caller's `traceparent` reaches the function unchanged.
+ */
+export interface GatewayTracer {
+  start(name: string, traceparent: string | undefined): RequestTrace;
+  end(trace: RequestTrace, record: InvocationRecord): void;
 }
 
 export interface GatewayOptions {
@@ -33,11 +54,15 @@ export interface GatewayOptions {
   /** Largest request body accepted. Default 6 MB (Lambda's synchronous payload limit). */
   maxBodyBytes?: number;
   onInvocation?: (record: InvocationRecord) => void;
+  tracer?: GatewayTracer;
 }
 
 export interface Gateway {
-  /** Serves one request for function `name`; `path` is what the function sees (`/x?y=1`). */
-  handle(req: IncomingMessage, res: ServerResponse, name: string, path: string): Promise<void>;
+  /**
+   * Serves one request for function `name`; `path` is what the function sees (`/x?y=1`). With
+   * `tag` (from `/fn/NAME@TAG/`), the revision the tag names instead of a weighted pick.
+   */
+  handle(req: IncomingMessage, res: ServerResponse, name: string, path: string, tag?: string): Promise<void>;
   /** Requests being served now. */
   readonly inFlight: number;
   /** Resolves once no request is being served (for a draining shutdown). */
@@ -53,7 +78,13 @@ export function createGateway(options: GatewayOptions): Gateway {
   let inFlight = 0;
   const idleWaiters: (() => void)[] = [];
 
-  async function handle(req: IncomingMessage, res: ServerResponse, name: string, path: string): Promise<void> {
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    name: string,
+    path: string,
+    tag?: string,
+  ): Promise<void> {
     const requestId = randomUUID();
     const started = performance.now();
     res.setHeader(REQUEST_ID_HEADER, requestId);
@@ -65,6 +96,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       cold: false,
       egressBytes: 0,
     };
+    const trace = options.tracer?.start(name, req.headers.traceparent as string | undefined);
+    if (trace) record.traceId = trace.traceId;
     // Keep-alive connections carry one response at a time, so the counter's growth is this response.
     const writtenBefore = req.socket.bytesWritten;
     inFlight++;
@@ -77,8 +110,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     };
     res.on('close', onClose);
     try {
-      const plan = resolver.resolve(name);
-      if (!plan) throw new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function not found: ${name}`);
+      const plan = resolver.resolve(name, tag);
+      if (!plan) throw notFound(resolver, name, tag);
       record.revision = plan.revision;
       const declared = Number(req.headers['content-length'] ?? 0);
       if (declared > maxBody) throw tooLarge(maxBody);
@@ -87,16 +120,19 @@ export function createGateway(options: GatewayOptions): Gateway {
       const deadline = clock.now() + timeoutMs;
       cancelTimer = clock.setTimer(() => controller.abort(timeoutError(name, timeoutMs)), timeoutMs);
 
+      record.wait = { fromMs: performance.now() - started, toMs: 0 };
       lease = await manager.acquire(plan, controller.signal);
+      record.wait.toMs = performance.now() - started;
       record.cold = lease.cold;
       record.instance = lease.instance.id;
-      const request = toRequest(req, path, requestId, deadline, limiter, controller.signal);
+      const request = toRequest(req, path, requestId, deadline, limiter, controller.signal, trace?.traceparent);
       const response = await lease.instance.fetch(request, { signal: controller.signal });
       record.status = response.status;
       const parts = takeLazyResponseParts(response);
       if (parts) await writeParts(res, parts);
       else await writeResponse(res, response, controller.signal);
     } catch (err) {
+      if (record.wait && record.wait.toMs === 0) record.wait.toMs = performance.now() - started;
       const reason = controller.signal.aborted ? controller.signal.reason : err;
       const error = limiter.exceeded ? tooLarge(maxBody) : toNimbusError(reason);
       record.error = error.code;
@@ -111,6 +147,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       if (--inFlight === 0 && idleWaiters.length > 0) for (const r of idleWaiters.splice(0)) r();
       record.durationMs = performance.now() - started;
       record.egressBytes = req.socket.bytesWritten - writtenBefore;
+      if (trace) options.tracer!.end(trace, record);
       options.onInvocation?.(record);
     }
   }
@@ -140,6 +177,7 @@ function toRequest(
   deadline: number,
   limiter: BodyLimit,
   signal: AbortSignal,
+  traceparent?: string,
 ): Request {
   const headers: string[] = [];
   const raw = req.rawHeaders;
@@ -147,6 +185,7 @@ function toRequest(
     const key = raw[i]!.toLowerCase();
     if (!HOP_BY_HOP.has(key) && !FORWARDED.has(key) && !key.startsWith('x-nimbus-')) headers.push(key, raw[i + 1]!);
   }
+  if (traceparent) replaceHeader(headers, 'traceparent', traceparent);
   const host = req.headers.host ?? 'localhost';
   headers.push('x-forwarded-host', host, 'x-forwarded-proto', 'http');
   if (req.socket.remoteAddress) headers.push('x-forwarded-for', req.socket.remoteAddress);
@@ -242,6 +281,18 @@ function waitDrain(res: ServerResponse, signal: AbortSignal): Promise<void> {
     res.once('close', done);
     signal.addEventListener('abort', abort, { once: true });
   });
+}
+
+/** Sets `key` in a flat [key, value, …] list, dropping the caller's values of it. */
+function replaceHeader(headers: string[], key: string, value: string): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === key) headers.splice(i, 2);
+  headers.push(key, value);
+}
+
+function notFound(resolver: Resolver, name: string, tag: string | undefined): NimbusError {
+  if (tag !== undefined && resolver.resolve(name))
+    return new NimbusError('NIMBUS_ERR_REVISION_NOT_FOUND', `Function ${name} has no tag or revision ${tag}`);
+  return new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function not found: ${name}`);
 }
 
 function tooLarge(max: number): NimbusError {

@@ -1,4 +1,4 @@
-export type { Gateway, GatewayOptions, InvocationRecord } from './gateway.js';
+export type { Gateway, GatewayOptions, GatewayTracer, InvocationRecord, RequestTrace } from './gateway.js';
 export { createGateway } from './gateway.js';
 export { sendPlatformError } from './platform-error.js';
 export type { Resolver, StoreResolver } from './resolver.js';

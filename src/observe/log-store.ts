@@ -1,36 +1,95 @@
 import Database from 'better-sqlite3';
+import { type Clock, systemClock } from '../core/clock.js';
 import type { InstanceLogRecord } from '../instances/types.js';
 
-export interface LogQuery {
+/**
+ * A log record: a line an instance wrote (`stdout`/`stderr`), a platform event about it
+ * (`system`), or the one record every invocation leaves when it ends (`request`), which carries
+ * status, duration and cold/warm (as Lambda's REPORT line does).
+ */
+export interface LogRecord extends Omit<InstanceLogRecord, 'stream'> {
+  stream: InstanceLogRecord['stream'] | 'request';
+  /** Request records: the status the caller got. */
+  status?: number;
+  durationMs?: number;
+  cold?: boolean;
+  /** Request records: the catalogue code when the platform made the answer. */
+  error?: string;
+  /** Request records: the W3C trace id, when the request was traced. */
+  traceId?: string;
+}
+
+/** Which records a query or a follow wants. Every field narrows; none given means all of a function's. */
+export interface LogFilter {
   function: string;
-  /** Epoch ms: only lines at or after it. */
+  /** Epoch ms: only records at or after it. */
   since?: number;
+  /** Epoch ms: only records before it. */
+  until?: number;
   requestId?: string;
-  /** Most recent N lines (returned oldest first). Default 100. */
+  /**
+   * Only requests whose status is in [min, max] (`parseStatusFilter` reads `5xx`, `404`,
+   * `400-499`): their request records and the lines they logged.
+   */
+  status?: { min: number; max: number };
+  /** `request`: only request records; `lines`: only what instances and the platform logged. */
+  kind?: 'request' | 'lines';
+}
+
+export interface LogQuery extends LogFilter {
+  /** Most recent N records (returned oldest first). Default 100, at most 10,000. */
   limit?: number;
 }
 
-/** Function logs: appended by the instance manager, read by the API, bounded by count and age. */
+/** How much is kept. Whatever limit is reached first drops the oldest records. */
+export interface LogRetention {
+  /** Records kept per function. Default 10,000. */
+  maxRecordsPerFunction: number;
+  /** Records older than this are dropped. Default 7 days. */
+  maxAgeMs: number;
+  /** Approximate bytes kept over all functions (line and fields, plus 64 a record). Default 256 MB. */
+  maxBytes: number;
+}
+
+export const DEFAULT_LOG_RETENTION: LogRetention = {
+  maxRecordsPerFunction: 10_000,
+  maxAgeMs: 7 * 24 * 3600 * 1000,
+  maxBytes: 256 * 1024 * 1024,
+};
+
+/**
+ * Function logs and per-invocation records: appended by the instance manager and the gateway,
+ * read by the API, bounded by count, age and size. Appends are buffered and written in batches.
+ */
 export interface LogStore {
-  append(record: InstanceLogRecord): void;
-  query(q: LogQuery): InstanceLogRecord[];
-  /** Live lines of one function; returns the unsubscribe function. */
-  follow(fn: string, listener: (record: InstanceLogRecord) => void): () => void;
-  /** Forgets a deleted function's lines. */
+  append(record: LogRecord): void;
+  query(q: LogQuery): LogRecord[];
+  /** Live records of one function, as appended; returns the unsubscribe function. */
+  follow(fn: string, listener: (record: LogRecord) => void): () => void;
+  /** Forgets a deleted function's records. */
   deleteFunction(fn: string): void;
+  /** Applies retention now (it also runs every 1,000 appends and every `pruneIntervalMs`). */
+  prune(): void;
   close(): void;
 }
 
-export interface LogStoreOptions {
+export interface LogStoreOptions extends Partial<LogRetention> {
   /** SQLite file (or ':memory:'). */
   path: string;
-  /** Lines kept per function. Default 10,000. */
-  maxLinesPerFunction?: number;
-  /** Lines older than this are dropped. Default 7 days. */
-  maxAgeMs?: number;
+  clock?: Clock;
+  /** How often age-based retention runs without appends. Default 60 s. */
+  pruneIntervalMs?: number;
 }
 
+const RECORD_OVERHEAD = 64;
+
 export function createLogStore(options: LogStoreOptions): LogStore {
+  const clock = options.clock ?? systemClock;
+  const retention: LogRetention = {
+    maxRecordsPerFunction: options.maxRecordsPerFunction ?? DEFAULT_LOG_RETENTION.maxRecordsPerFunction,
+    maxAgeMs: options.maxAgeMs ?? DEFAULT_LOG_RETENTION.maxAgeMs,
+    maxBytes: options.maxBytes ?? DEFAULT_LOG_RETENTION.maxBytes,
+  };
   const db = new Database(options.path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
@@ -38,27 +97,42 @@ export function createLogStore(options: LogStoreOptions): LogStore {
     id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, function TEXT NOT NULL, revision TEXT NOT NULL,
     instance TEXT NOT NULL, request_id TEXT, stream TEXT NOT NULL, line TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS logs_function ON logs (function, id);`);
+  // Data dirs made before request records existed lack their columns.
+  const columns = new Set((db.prepare('PRAGMA table_info(logs)').all() as { name: string }[]).map((c) => c.name));
+  if (!columns.has('status')) db.exec('ALTER TABLE logs ADD COLUMN status INTEGER');
+  if (!columns.has('meta')) db.exec('ALTER TABLE logs ADD COLUMN meta TEXT');
+  db.exec('CREATE INDEX IF NOT EXISTS logs_request ON logs (request_id) WHERE request_id IS NOT NULL');
   const insert = db.prepare(
-    'INSERT INTO logs (time, function, revision, instance, request_id, stream, line) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO logs (time, function, revision, instance, request_id, stream, line, status, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
-  const maxLines = options.maxLinesPerFunction ?? 10_000;
-  const maxAge = options.maxAgeMs ?? 7 * 24 * 3600 * 1000;
-  const listeners = new Map<string, Set<(r: InstanceLogRecord) => void>>();
-  let pending: InstanceLogRecord[] = [];
+  const listeners = new Map<string, Set<(r: LogRecord) => void>>();
+  let pending: LogRecord[] = [];
   let flushTimer: NodeJS.Timeout | undefined;
   let sincePrune = 0;
 
-  // Lines are written in batches: one transaction per 50 ms instead of one fsync-ish write per line.
+  // Records are written in batches: one transaction per 50 ms instead of one write per line.
   const flush = db.transaction(() => {
     const batch = pending;
     pending = [];
-    for (const r of batch)
-      insert.run(r.time, r.function, r.revision, r.instance, r.requestId ?? null, r.stream, r.line);
-    sincePrune += batch.length;
-    if (sincePrune >= 1000) {
-      sincePrune = 0;
-      prune();
+    for (const r of batch) {
+      const meta =
+        r.stream === 'request'
+          ? JSON.stringify({ durationMs: r.durationMs, cold: r.cold, error: r.error, traceId: r.traceId })
+          : null;
+      insert.run(
+        r.time,
+        r.function,
+        r.revision,
+        r.instance,
+        r.requestId ?? null,
+        r.stream,
+        r.line,
+        r.status ?? null,
+        meta,
+      );
     }
+    sincePrune += batch.length;
+    if (sincePrune >= 1000) prune();
   });
   const flushNow = () => {
     if (flushTimer) clearTimeout(flushTimer);
@@ -67,16 +141,45 @@ export function createLogStore(options: LogStoreOptions): LogStore {
   };
 
   function prune(): void {
-    db.prepare('DELETE FROM logs WHERE time < ?').run(Date.now() - maxAge);
+    sincePrune = 0;
+    db.prepare('DELETE FROM logs WHERE time < ?').run(clock.now() - retention.maxAgeMs);
     const fns = db.prepare('SELECT function, COUNT(*) AS n, MAX(id) AS last FROM logs GROUP BY function').all() as {
       function: string;
       n: number;
       last: number;
     }[];
     for (const f of fns)
-      if (f.n > maxLines)
-        db.prepare('DELETE FROM logs WHERE function = ? AND id <= ?').run(f.function, f.last - maxLines);
+      if (f.n > retention.maxRecordsPerFunction)
+        db.prepare(
+          'DELETE FROM logs WHERE function = ? AND id <= (SELECT id FROM logs WHERE function = ? ORDER BY id DESC LIMIT 1 OFFSET ?)',
+        ).run(f.function, f.function, retention.maxRecordsPerFunction);
+    const size = `length(line) + coalesce(length(meta), 0) + ${RECORD_OVERHEAD}`;
+    const total = (db.prepare(`SELECT coalesce(SUM(${size}), 0) AS b FROM logs`).get() as { b: number }).b;
+    if (total > retention.maxBytes) {
+      // The newest records that fit stay; everything older goes, whatever its function.
+      const cut = db
+        .prepare(
+          `SELECT id FROM (SELECT id, SUM(${size}) OVER (ORDER BY id DESC) AS acc FROM logs) WHERE acc > ? ORDER BY id DESC LIMIT 1`,
+        )
+        .get(retention.maxBytes) as { id: number } | undefined;
+      if (cut) db.prepare('DELETE FROM logs WHERE id <= ?').run(cut.id);
+    }
   }
+  const flushAndPrune = () => {
+    flushNow();
+    prune();
+  };
+
+  let stopped = false;
+  let cancelPrune = () => {};
+  const schedulePrune = () => {
+    cancelPrune = clock.setTimer(() => {
+      if (stopped) return;
+      flushAndPrune();
+      schedulePrune();
+    }, options.pruneIntervalMs ?? 60_000);
+  };
+  schedulePrune();
 
   return {
     append(record) {
@@ -87,29 +190,12 @@ export function createLogStore(options: LogStoreOptions): LogStore {
     },
     query(q) {
       flushNow();
-      const where = ['function = ?'];
-      const args: unknown[] = [q.function];
-      if (q.since !== undefined) {
-        where.push('time >= ?');
-        args.push(q.since);
-      }
-      if (q.requestId) {
-        where.push('request_id = ?');
-        args.push(q.requestId);
-      }
+      const { where, args } = sqlFilter(q);
       args.push(Math.min(Math.max(q.limit ?? 100, 1), 10_000));
       const rows = db
         .prepare(`SELECT * FROM logs WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`)
         .all(...args) as Record<string, any>[];
-      return rows.reverse().map((r) => ({
-        time: r.time,
-        function: r.function,
-        revision: r.revision,
-        instance: r.instance,
-        ...(r.request_id ? { requestId: r.request_id } : {}),
-        stream: r.stream,
-        line: r.line,
-      }));
+      return rows.reverse().map(fromRow);
     },
     follow(fn, listener) {
       let set = listeners.get(fn);
@@ -124,9 +210,140 @@ export function createLogStore(options: LogStoreOptions): LogStore {
       flushNow();
       db.prepare('DELETE FROM logs WHERE function = ?').run(fn);
     },
+    prune: flushAndPrune,
     close() {
+      stopped = true;
+      cancelPrune();
       flushNow();
       db.close();
     },
+  };
+}
+
+function sqlFilter(q: LogFilter): { where: string[]; args: unknown[] } {
+  const where = ['function = ?'];
+  const args: unknown[] = [q.function];
+  const add = (clause: string, ...values: unknown[]) => {
+    where.push(clause);
+    args.push(...values);
+  };
+  if (q.since !== undefined) add('time >= ?', q.since);
+  if (q.until !== undefined) add('time < ?', q.until);
+  if (q.requestId) add('request_id = ?', q.requestId);
+  if (q.kind === 'request') where.push("stream = 'request'");
+  if (q.kind === 'lines') where.push("stream != 'request'");
+  if (q.status) {
+    // A request's lines are written before its status is known: they match through its record.
+    const { min, max } = q.status;
+    add(
+      `((stream = 'request' AND status BETWEEN ? AND ?) OR (stream != 'request' AND request_id IN
+      (SELECT request_id FROM logs WHERE function = ? AND stream = 'request' AND status BETWEEN ? AND ?)))`,
+      min,
+      max,
+      q.function,
+      min,
+      max,
+    );
+  }
+  return { where, args };
+}
+
+function fromRow(r: Record<string, any>): LogRecord {
+  const record: LogRecord = {
+    time: r.time,
+    function: r.function,
+    revision: r.revision,
+    instance: r.instance,
+    ...(r.request_id ? { requestId: r.request_id } : {}),
+    stream: r.stream,
+    line: r.line,
+  };
+  if (r.stream === 'request') {
+    record.status = r.status;
+    const meta = JSON.parse(r.meta ?? '{}') as Partial<LogRecord>;
+    record.durationMs = meta.durationMs;
+    record.cold = meta.cold;
+    if (meta.error) record.error = meta.error;
+    if (meta.traceId) record.traceId = meta.traceId;
+  }
+  return record;
+}
+
+/**
+ * A live filter for `follow`: takes records as they are appended and returns those to send now.
+ * With a status filter, a request's lines are held until its request record says whether it
+ * matched (at most `maxHeld` lines over all requests; the oldest are dropped beyond that).
+ */
+export function createLiveFilter(q: LogFilter, maxHeld = 10_000): (record: LogRecord) => LogRecord[] {
+  const held = new Map<string, LogRecord[]>();
+  let heldCount = 0;
+  return (r) => {
+    if (q.requestId && r.requestId !== q.requestId) return [];
+    if (q.until !== undefined && r.time >= q.until) return [];
+    if (q.kind === 'request' && r.stream !== 'request') return [];
+    if (q.kind === 'lines' && r.stream === 'request') return [];
+    if (!q.status) return [r];
+    const { min, max } = q.status;
+    if (r.stream !== 'request') {
+      if (!r.requestId) return [];
+      let list = held.get(r.requestId);
+      if (!list) {
+        list = [];
+        held.set(r.requestId, list);
+      }
+      list.push(r);
+      if (++heldCount > maxHeld) {
+        const [oldest] = held.keys();
+        heldCount -= held.get(oldest!)!.length;
+        held.delete(oldest!);
+      }
+      return [];
+    }
+    const lines = (r.requestId && held.get(r.requestId)) || [];
+    if (r.requestId) held.delete(r.requestId);
+    heldCount -= lines.length;
+    return r.status !== undefined && r.status >= min && r.status <= max ? [...lines, r] : [];
+  };
+}
+
+/** `5xx` → 500-599, `404` → 404-404, `400-499` → 400-499; undefined when malformed. */
+export function parseStatusFilter(raw: string): { min: number; max: number } | undefined {
+  let m = /^([1-5])xx$/i.exec(raw);
+  if (m) return { min: Number(m[1]) * 100, max: Number(m[1]) * 100 + 99 };
+  m = /^(\d{3})(?:-(\d{3}))?$/.exec(raw);
+  if (!m) return undefined;
+  const min = Number(m[1]);
+  const max = Number(m[2] ?? m[1]);
+  return min >= 100 && max <= 599 && min <= max ? { min, max } : undefined;
+}
+
+/** The request record of one finished invocation; `line` is its one-line summary. */
+export function requestRecord(r: {
+  time: number;
+  requestId: string;
+  function: string;
+  revision?: string;
+  instance?: string;
+  status: number;
+  durationMs: number;
+  cold: boolean;
+  error?: string;
+  traceId?: string;
+}): LogRecord {
+  const duration = Math.round(r.durationMs * 100) / 100;
+  const parts = [`${r.status}`, r.error ?? '', `${duration} ms`, r.cold ? 'cold start' : 'warm'];
+  return {
+    time: r.time,
+    function: r.function,
+    revision: r.revision ?? '',
+    instance: r.instance ?? '',
+    requestId: r.requestId,
+    stream: 'request',
+    line: parts.filter(Boolean).join(' '),
+    status: r.status,
+    durationMs: duration,
+    cold: r.cold,
+    ...(r.error ? { error: r.error } : {}),
+    ...(r.traceId ? { traceId: r.traceId } : {}),
   };
 }

@@ -11,13 +11,18 @@ export interface MetricsSources {
   waiting(): Map<string, number>;
   /** Requests in flight through the gateway. */
   inFlight(): number;
+  /** Async invocations per function and state (queued, running, dead…), when async is wired. */
+  asyncQueue?(): Promise<Map<string, Record<string, number>>>;
 }
 
 export interface Metrics {
   /** The gateway reports each finished request here. */
   onInvocation(record: InvocationRecord): void;
-  /** The instance manager reports each start (a cold start) here. */
-  onStart(event: { function: string; revision: string; ok: boolean; durationMs: number }): void;
+  /**
+   * The instance manager reports each start (a cold start) here; `mode` is how the instance was
+   * made (`spawn` a fresh process, `pool` a pre-started one, `snapshot` restored), `spawn` if unsaid.
+   */
+  onStart(event: { function: string; revision: string; ok: boolean; durationMs: number; mode?: string }): void;
   /** Prometheus text exposition. */
   render(): Promise<string>;
   readonly contentType: string;
@@ -28,10 +33,9 @@ export interface Metrics {
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** Prometheus metrics of the node, via prom-client, in a registry of their own. */
-export function createMetrics(sources: MetricsSources, options: { mode?: string } = {}): Metrics {
+export function createMetrics(sources: MetricsSources): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'nimbus_node_' });
-  const mode = options.mode ?? 'process';
 
   const invocations = new Counter({
     name: 'nimbus_invocations_total',
@@ -83,6 +87,19 @@ export function createMetrics(sources: MetricsSources, options: { mode?: string 
       for (const [fn, n] of sources.waiting()) this.set({ function: fn }, n);
     },
   });
+  const { asyncQueue } = sources;
+  if (asyncQueue)
+    new Gauge({
+      name: 'nimbus_async_queue_depth',
+      help: 'Async invocations per function by state: queued (waiting to run), running, dead (in the dead-letter queue)',
+      labelNames: ['function', 'state'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const [fn, counts] of await asyncQueue())
+          for (const state of ['queued', 'running', 'dead']) this.set({ function: fn, state }, counts[state] ?? 0);
+      },
+    });
   const perRevision = (
     name: string,
     help: string,
@@ -139,6 +156,7 @@ export function createMetrics(sources: MetricsSources, options: { mode?: string 
       else if (r.status >= 500) errors.inc({ function: r.function, kind: 'function', code: '' });
     },
     onStart(e) {
+      const mode = e.mode ?? 'spawn';
       coldStarts.inc({ function: e.function, revision: e.revision, mode, outcome: e.ok ? 'ready' : 'failed' });
       if (e.ok) coldStartDuration.observe({ function: e.function, mode }, e.durationMs / 1000);
     },

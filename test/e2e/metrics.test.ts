@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { APPS, startTestNode, type TestNode } from '../support/nimbus.js';
+import { APPS, eventually, startTestNode, type TestNode } from '../support/nimbus.js';
 
 /** The value of one series in a Prometheus text exposition, or undefined. */
 function value(text: string, series: string): number | undefined {
@@ -37,13 +37,42 @@ describe('Prometheus metrics', () => {
       1,
     );
     assert.equal(value(text, `nimbus_invocation_duration_seconds_count{${echo}}`), 4);
-    assert.equal(value(text, `nimbus_cold_starts_total{${echo},mode="process",outcome="ready"}`), 1);
-    assert.equal(value(text, 'nimbus_cold_start_duration_seconds_count{function="echo",mode="process"}'), 1);
+    assert.equal(value(text, `nimbus_cold_starts_total{${echo},mode="spawn",outcome="ready"}`), 1);
+    assert.equal(value(text, 'nimbus_cold_start_duration_seconds_count{function="echo",mode="spawn"}'), 1);
     assert.equal(value(text, `nimbus_instances{${echo},state="ready"}`), 1);
     assert.equal(value(text, 'nimbus_inflight_requests'), 0);
     assert.ok(
       (value(text, 'nimbus_node_process_resident_memory_bytes') ?? 0) > 0,
       'the node reports its own process metrics',
+    );
+  });
+
+  it('shows requests held for an instance slot and async invocations by state', async () => {
+    assert.equal((await node.deploy(`${APPS}/echo`, { name: 'held', concurrency: 1, scale: { max: 1 } })).status, 201);
+    const slow = node.call('/fn/held/sleep?ms=3000');
+    await eventually(async () => value(await (await node.call('/metrics')).text(), 'nimbus_inflight_requests') === 1);
+    const waiting = node.call('/fn/held/');
+    const text = await eventually(
+      async () => {
+        const t = await (await node.call('/metrics')).text();
+        return value(t, 'nimbus_activator_queue_length{function="held"}') === 1 ? t : undefined;
+      },
+      30_000,
+      'the second request to be held',
+    );
+    assert.equal(value(text, 'nimbus_inflight_requests'), 2);
+    assert.equal((await slow).status, 200);
+    assert.equal((await waiting).status, 200);
+
+    const { id } = await (await node.call('/async/fn/held/', { method: 'POST' })).json();
+    await eventually(async () => (await node.json(`/api/v1/invocations/${id}`)).status === 'succeeded', 60_000);
+    const after = await (await node.call('/metrics')).text();
+    assert.equal(value(after, 'nimbus_async_queue_depth{function="held",state="queued"}'), 0);
+    assert.equal(value(after, 'nimbus_async_queue_depth{function="held",state="dead"}'), 0);
+    assert.equal(value(after, 'nimbus_activator_queue_length{function="held"}') ?? 0, 0);
+    assert.equal(
+      value(after, 'nimbus_cold_starts_total{function="held",revision="r1",mode="spawn",outcome="ready"}'),
+      1,
     );
   });
 

@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { APPS, eventually, startTestNode, type TestNode } from '../support/nimbus.js';
+
+interface OtlpSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  attributes: { key: string; value: Record<string, unknown> }[];
+}
+
+/** A real OTLP/HTTP receiver: POST /v1/traces with the exporter's JSON encoding. */
+async function startReceiver(): Promise<{ server: Server; url: string; spans: OtlpSpan[]; paths: string[] }> {
+  const spans: OtlpSpan[] = [];
+  const paths: string[] = [];
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    paths.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
+    const body = JSON.parse(Buffer.concat(chunks).toString()) as {
+      resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[];
+    };
+    for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, paths };
+}
+
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const CALLER_SPAN = '00f067aa0ba902b7';
+
+describe('traces', () => {
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let node: TestNode;
+  before(async () => {
+    receiver = await startReceiver();
+    node = await startTestNode({ otlpEndpoint: receiver.url });
+    assert.equal((await node.deploy(`${APPS}/echo`)).status, 201);
+  });
+  after(async () => {
+    await node.dispose();
+    receiver.server.close();
+  });
+
+  it('continues the caller’s trace: the function sees the gateway span as parent, spans reach the OTLP receiver', async () => {
+    const res = await node.call('/fn/echo/', { headers: { traceparent: `00-${TRACE}-${CALLER_SPAN}-01` } });
+    assert.equal(res.status, 200);
+    const seen = (await res.json()).headers.traceparent as string;
+    const [version, traceId, gatewaySpan, flags] = seen.split('-');
+    assert.equal(version, '00');
+    assert.equal(traceId, TRACE, 'same trace');
+    assert.notEqual(gatewaySpan, CALLER_SPAN, 'the parent is the gateway span, not the caller');
+    assert.equal(flags, '01');
+
+    const mine = await eventually(
+      () => {
+        const s = receiver.spans.filter((x) => x.traceId === TRACE);
+        return s.length >= 4 ? s : undefined;
+      },
+      30_000,
+      'four spans of the trace at the receiver',
+    );
+    assert.match(receiver.paths[0]!, /^POST \/v1\/traces application\/json/);
+    const byName = (n: string) => mine.find((s) => s.name === n);
+    const gateway = byName('gateway echo');
+    assert.ok(gateway, `spans: ${mine.map((s) => s.name).join(', ')}`);
+    assert.equal(gateway.spanId, gatewaySpan, 'the span the function was told is the gateway span');
+    assert.equal(gateway.parentSpanId, CALLER_SPAN);
+    const wait = byName('activator wait');
+    const cold = byName('cold start');
+    const fn = byName('function');
+    assert.equal(wait?.parentSpanId, gateway.spanId);
+    assert.equal(cold?.parentSpanId, wait?.spanId, 'the first request waited for a cold start');
+    assert.equal(fn?.parentSpanId, gateway.spanId);
+    assert.ok(BigInt(fn!.startTimeUnixNano) >= BigInt(wait!.endTimeUnixNano) - 1_000_000n, 'function after the wait');
+    const status = gateway.attributes.find((a) => a.key === 'http.response.status_code');
+    assert.equal(Number(status?.value.intValue), 200);
+
+    // The request record carries the trace id, so logs lead to the trace.
+    const { logs } = await node.json('/api/v1/functions/echo/logs?kind=request');
+    assert.equal(logs.at(-1).traceId, TRACE);
+  });
+
+  it('starts a trace when none comes in, and a warm request has no cold-start span', async () => {
+    const res = await node.call('/fn/echo/', { headers: { traceparent: 'garbage' } });
+    const [, traceId, spanId] = ((await res.json()).headers.traceparent as string).split('-');
+    assert.notEqual(traceId, TRACE);
+    const mine = await eventually(
+      () => {
+        const s = receiver.spans.filter((x) => x.traceId === traceId);
+        return s.length >= 3 ? s : undefined;
+      },
+      30_000,
+      'the new trace at the receiver',
+    );
+    const gateway = mine.find((s) => s.name === 'gateway echo');
+    assert.equal(gateway?.spanId, spanId);
+    assert.equal(gateway?.parentSpanId || undefined, undefined, 'a root span');
+    assert.equal(
+      mine.find((s) => s.name === 'cold start'),
+      undefined,
+    );
+  });
+
+  it('stores the traceparent with async invocations and hands it to the function when they run', async () => {
+    const given = `00-${TRACE}-${CALLER_SPAN}-01`;
+    const withTrace = await node.call('/async/fn/echo/', { method: 'POST', headers: { traceparent: given } });
+    const without = await node.call('/async/fn/echo/', { method: 'POST' });
+    const seenBy = async (res: Response) => {
+      const { id } = await res.json();
+      const view = await eventually(
+        async () => {
+          const v = await node.json(`/api/v1/invocations/${id}`);
+          return v.status === 'succeeded' ? v : undefined;
+        },
+        60_000,
+        'the async invocation to succeed',
+      );
+      assert.equal(view.request.headers.traceparent, JSON.parse(view.result.body).headers.traceparent);
+      return view.request.headers.traceparent as string;
+    };
+    assert.equal(await seenBy(withTrace), given, 'the caller’s trace context reaches the function');
+    assert.match(await seenBy(without), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, 'a new trace is started and stored');
+  });
+});
