@@ -15,10 +15,36 @@ await Promise.all([
   build({ ...common, entryPoints: ['src/cmd/main.ts'], outfile: 'dist/nimbus.mjs', packages: 'external' }),
   build({
     ...common,
-    entryPoints: { function: 'src/runtime/guest/function.ts', watchdog: 'src/runtime/guest/watchdog.ts' },
+    entryPoints: {
+      function: 'src/runtime/guest/function.ts',
+      watchdog: 'src/runtime/guest/watchdog.ts',
+      // The warm pool's cell (runtime/process/cell-pool.ts) and the empty module it imports to warm up.
+      cell: 'src/runtime/guest/cell.ts',
+      'cell-warm': 'src/runtime/guest/cell-warm.ts',
+    },
     outdir: 'dist/guest',
     // .mjs: the guest runs from a folder with no package.json (inside the sandbox), so the
     // extension alone must say ESM.
     outExtension: { '.js': '.mjs' },
+  }),
+  // The snapshot guest: CommonJS, because `node --build-snapshot` takes one CommonJS entry; the
+  // snapshot builder bundles it again with each function (docs/snapshots.md). No sourcemap: it
+  // would be bundled into every blob.
+  build({
+    ...common,
+    entryPoints: ['src/runtime/guest/snapshot-entry.ts'],
+    outfile: 'dist/guest/snapshot.cjs',
+    format: 'cjs',
+    sourcemap: false,
+  }),
+  // The web surface installed in every V8 isolate (runtime: isolate): one script, no imports.
+  build({
+    ...common,
+    platform: 'neutral',
+    format: 'iife',
+    target: 'es2022',
+    sourcemap: false,
+    entryPoints: { prelude: 'src/runtime/isolate/prelude/index.ts' },
+    outdir: 'dist/isolate',
   }),
 ]);

@@ -1,9 +1,12 @@
 import { buildArtifact, configIdentity, resolveConfig, unpackArchive } from '../build/index.js';
 import { NimbusError } from '../core/errors.js';
-import type { FunctionConfig, FunctionRecord, RevisionRecord } from '../core/types.js';
+import type { FunctionConfig, FunctionRecord, RevisionRecord, RevisionSnapshot } from '../core/types.js';
 import { isValidFunctionName } from '../core/types.js';
 import type { EndedInstanceInfo, InstanceInfo } from '../instances/types.js';
-import type { ArtifactStore, Bucket, Store } from '../store/types.js';
+import type { ReleasePolicy, RolloutRecord } from '../rollout/index.js';
+import type { SnapshotBuilder } from '../runtime/snapshot/index.js';
+import type { ArtifactFile, ArtifactStore, Bucket, Store } from '../store/types.js';
+import { type SnapshotCacheEntry, type SnapshotStepDeps, snapshotRevision } from './snapshot-step.js';
 
 export interface DeployInput {
   /** gzip-compressed tar of the source directory. */
@@ -12,11 +15,15 @@ export interface DeployInput {
   overrides: Record<string, unknown>;
   /** Name to use when neither overrides nor manifest give one. */
   nameHint?: string;
+  /** Release as an automated canary (true), not (false), or as the revision's `rollout:` says (unset). */
+  canary?: boolean;
 }
 
 export interface DeployResult {
   created: boolean;
   revision: RevisionRecord;
+  /** The canary rollout this deploy started. */
+  rollout?: RolloutRecord;
 }
 
 /** What the control plane needs from the data plane, injected by the composition root. */
@@ -30,6 +37,8 @@ export interface ServiceHooks {
   startError(name: string, revision: string): string | undefined;
   /** A function was deleted: forget its logs. */
   onDelete?(name: string): void;
+  /** How new revisions get traffic (the rollout controller); without it, `latest` follows them at once. */
+  release?: ReleasePolicy;
 }
 
 export interface FunctionDetails {
@@ -49,11 +58,21 @@ export class FunctionsService {
   // Deploys of one function run one at a time, so revision numbers never race.
   #locks = new Map<string, Promise<unknown>>();
 
-  constructor(store: Store, artifacts: ArtifactStore, hooks: ServiceHooks) {
+  #snapshots?: SnapshotStepDeps;
+
+  /** `options.snapshots`: builds V8 startup snapshots for `snapshot: true` (without it, none are built). */
+  constructor(
+    store: Store,
+    artifacts: ArtifactStore,
+    hooks: ServiceHooks,
+    options: { snapshots?: SnapshotBuilder } = {},
+  ) {
     this.functions = store.bucket<FunctionRecord>('functions');
     this.revisions = store.bucket<RevisionRecord>('revisions');
     this.#artifacts = artifacts;
     this.#hooks = hooks;
+    if (options.snapshots)
+      this.#snapshots = { builder: options.snapshots, artifacts, cache: store.bucket<SnapshotCacheEntry>('snapshots') };
   }
 
   async deploy(input: DeployInput): Promise<DeployResult> {
@@ -62,10 +81,33 @@ export class FunctionsService {
     const built = await buildArtifact(files, config);
     const digest = await this.#artifacts.put(built.files);
     const identity = configIdentity(digest, config);
-    return this.#serial(config.name, () => this.#record(config, digest, identity, built.entry));
+    const snapshot = await this.#snapshot(config, identity, { digest, files: built.files, entry: built.entry });
+    return this.#serial(config.name, () => this.#record(config, digest, identity, built.entry, snapshot, input.canary));
   }
 
-  async #record(config: FunctionConfig, digest: string, identity: string, entry?: string): Promise<DeployResult> {
+  /** The snapshot of a new node revision asked for one (not of an unchanged redeploy). */
+  async #snapshot(
+    config: FunctionConfig,
+    identity: string,
+    built: { digest: string; files: ArtifactFile[]; entry?: string },
+  ): Promise<RevisionSnapshot | undefined> {
+    if (!config.snapshot || config.runtime !== 'node' || !built.entry) return undefined;
+    if (!this.#snapshots)
+      return { status: 'failed', error: 'This node does not build snapshots', node: process.version, guest: '' };
+    const current = await this.functions.get(config.name);
+    const latest = current && (await this.revisions.get(`${config.name}/${current.value.latestRevision}`));
+    if (latest && latest.value.identity === identity) return undefined;
+    return snapshotRevision(this.#snapshots, { config, digest: built.digest, files: built.files, entry: built.entry });
+  }
+
+  async #record(
+    config: FunctionConfig,
+    digest: string,
+    identity: string,
+    entry?: string,
+    snapshot?: RevisionSnapshot,
+    canary?: boolean,
+  ): Promise<DeployResult> {
     const name = config.name;
     const now = new Date().toISOString();
     const current = await this.functions.get(name);
@@ -83,8 +125,11 @@ export class FunctionsService {
       config,
       entry,
       createdAt: now,
+      ...(snapshot ? { snapshot } : {}),
     };
     await this.revisions.put(`${name}/${revision.id}`, revision);
+    // The traffic spec and the new revision are written together, so no request sees a half-release.
+    const release = await this.#hooks.release?.release(current?.value, revision, canary);
     const record: FunctionRecord = {
       name,
       createdAt: current?.value.createdAt ?? now,
@@ -92,10 +137,34 @@ export class FunctionsService {
       latestRevision: revision.id,
       revisionCount: number,
     };
+    const traffic = release ? release.traffic : current?.value.traffic;
+    if (traffic) record.traffic = traffic;
+    if (release?.latestReady) record.latestReady = release.latestReady;
     if (current) await this.functions.update(name, record, current.revision);
     else await this.functions.create(name, record);
     await this.#hooks.onChange(name);
-    return { created: true, revision };
+    const rollout = await release?.commit();
+    return { created: true, revision, ...(rollout ? { rollout } : {}) };
+  }
+
+  /**
+   * Changes a function's record in turn with deploys (`mutate` returns the new record, or
+   * undefined to change nothing), then reroutes; resolves once traffic follows the change.
+   */
+  async updateFunction(
+    name: string,
+    mutate: (fn: FunctionRecord) => FunctionRecord | undefined | Promise<FunctionRecord | undefined>,
+  ): Promise<FunctionRecord> {
+    return this.#serial(name, async () => {
+      await this.#find(name);
+      const entry = (await this.functions.get(name))!;
+      const next = await mutate(entry.value);
+      if (!next) return entry.value;
+      const record = { ...next, name, updatedAt: new Date().toISOString() };
+      await this.functions.update(name, record, entry.revision);
+      await this.#hooks.onChange(name);
+      return record;
+    });
   }
 
   instancesOf(name: string): InstanceInfo[] {

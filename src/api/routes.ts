@@ -72,6 +72,7 @@ export function createApi(options: ApiOptions): Hono {
         created,
         digest: revision.digest,
         url: functionUrl(c, revision.function),
+        ...(revision.snapshot ? { snapshot: revision.snapshot } : {}),
       },
       created ? 201 : 200,
     );
@@ -88,6 +89,7 @@ export function createApi(options: ApiOptions): Hono {
         digest: r.digest,
         createdAt: r.createdAt,
         config: r.config,
+        ...(r.snapshot ? { snapshot: r.snapshot } : {}),
       })),
       instances: d.instances,
       ...(d.startError ? { startError: d.startError } : {}),

@@ -74,6 +74,9 @@ export function resolveConfig(
 
   const cpu = fromFlags.cpu ?? fromFile.cpu;
   if (cpu !== undefined) config.cpu = cpu;
+  // Only when asked for: an unset field keeps the identity of revisions made before snapshots.
+  const snapshot = fromFlags.snapshot ?? fromFile.snapshot;
+  if (snapshot) config.snapshot = snapshot;
 
   const handler = fromFlags.handler ?? fromFile.handler;
   const command = fromFlags.command ?? fromFile.command;
@@ -92,7 +95,7 @@ export function resolveConfig(
     config.command = command;
   } else {
     if (command !== undefined) {
-      throw manifestError(`${where('command')}: command: only used with runtime app (this is runtime node)`, {
+      throw manifestError(`${where('command')}: command: only used with runtime app (this is runtime ${runtime})`, {
         field: 'command',
       });
     }

@@ -16,6 +16,7 @@ export interface ConfigLayer {
   timeout?: number;
   concurrency?: number;
   scale?: Partial<ScaleConfig>;
+  snapshot?: boolean | 'required';
 }
 
 /** Where a layer came from, for messages: "nimbus.yaml:7: memory: …" or "config overrides: …". */
@@ -45,6 +46,7 @@ const TOP_FIELDS = [
   'timeout',
   'concurrency',
   'scale',
+  'snapshot',
 ];
 const SCALE_FIELDS = ['min', 'max', 'idleTimeout'];
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -114,7 +116,8 @@ export function parseLayer(raw: unknown, source: LayerSource): ConfigLayer {
         layer.name = value as string;
         break;
       case 'runtime':
-        if (value !== 'node' && value !== 'app') fail([field], `expected "node" or "app", got ${show(value)}`);
+        if (value !== 'node' && value !== 'app' && value !== 'isolate')
+          fail([field], `expected "node", "app" or "isolate", got ${show(value)}`);
         layer.runtime = value as RuntimeKind;
         break;
       case 'handler':
@@ -145,6 +148,11 @@ export function parseLayer(raw: unknown, source: LayerSource): ConfigLayer {
         layer[key] = integer([field], value, LIMITS[key][0], LIMITS[key][1]);
         break;
       }
+      case 'snapshot':
+        if (value !== true && value !== false && value !== 'required')
+          fail([field], `expected true, false or "required", got ${show(value)}`);
+        layer.snapshot = value as boolean | 'required';
+        break;
       case 'scale': {
         if (!isPlainObject(value))
           fail([field], `expected a mapping with ${SCALE_FIELDS.join(', ')}, got ${show(value)}`);

@@ -1,4 +1,4 @@
-import type { FunctionConfig } from '../core/types.js';
+import type { FunctionConfig, RevisionSnapshot } from '../core/types.js';
 
 /** Shapes of the API's answers, as documented in docs/api.md (the contract with the server). */
 
@@ -19,6 +19,8 @@ export interface DeployResult {
   created: boolean;
   digest: string;
   url: string;
+  /** Set when the config asked for a snapshot (docs/snapshots.md). */
+  snapshot?: RevisionSnapshot;
 }
 
 export interface FunctionDetail {
@@ -26,7 +28,14 @@ export interface FunctionDetail {
   startError?: string;
   sandbox?: { sandboxed: boolean; warnings: string[] };
   config: FunctionConfig;
-  revisions: { id: string; number: number; digest: string; createdAt: string; config: FunctionConfig }[];
+  revisions: {
+    id: string;
+    number: number;
+    digest: string;
+    createdAt: string;
+    config: FunctionConfig;
+    snapshot?: RevisionSnapshot;
+  }[];
   instances: {
     id: string;
     revision: string;

@@ -14,6 +14,7 @@ import {
   parseSeconds,
 } from './options.js';
 import { packDirectory } from './pack.js';
+import { formatSnapshot } from './snapshot-format.js';
 import { formatBytes } from './table.js';
 
 interface DeployOptions extends DeployFlags {
@@ -95,4 +96,6 @@ async function deploy(dir: string, opts: DeployOptions, ctx: CliContext): Promis
   } else {
     await writeLine(ctx.stdout, `ready: ${result.function} ${result.revision}  ${result.url}`);
   }
+  // On stderr with the progress lines: a failed snapshot is a warning, the deploy itself worked.
+  if (result.snapshot) await writeLine(stderr, `snapshot: ${formatSnapshot(result.snapshot)}`);
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { FunctionDetail, FunctionSummary } from './api-types.js';
 import { clientFor, printJson, shortDigest, withUrl } from './common.js';
 import { type CliContext, writeLine } from './context.js';
+import { formatSnapshot } from './snapshot-format.js';
 import { formatAge, formatFields, formatTable } from './table.js';
 
 /** `ls`, `get` and `rm`: the read and delete side of the functions resource. */
@@ -66,12 +67,14 @@ export function formatFunctionList(functions: FunctionSummary[], now: number): s
 export function formatFunctionDetail(d: FunctionDetail, now: number): string {
   const f = d.function;
   const c = d.config;
+  const latestSnapshot = d.revisions.find((r) => r.id === f.latestRevision)?.snapshot;
   const config: [string, string][] = [
     ['runtime', c.runtime],
     c.runtime === 'app' ? ['command', (c.command ?? []).join(' ') || '-'] : ['handler', c.handler ?? '(default)'],
     ['memory', `${c.memory} MB`],
     ['timeout', `${c.timeout} s`],
     ['concurrency', String(c.concurrency)],
+    ...(latestSnapshot ? [['snapshot', formatSnapshot(latestSnapshot)] as [string, string]] : []),
     ['scale', c.scale ? `min ${c.scale.min}, max ${c.scale.max}, idle timeout ${c.scale.idleTimeout} s` : '-'],
     [
       'env',

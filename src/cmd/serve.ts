@@ -18,7 +18,10 @@ import { createMetrics } from '../observe/metrics.js';
 import { createTracer } from '../observe/tracing.js';
 import { createUsageMeter } from '../observe/usage.js';
 import { createSqliteQueue } from '../queue/index.js';
+import { createRuntimeByKind } from '../runtime/by-kind.js';
 import { createProcessRuntime, type Runtime } from '../runtime/index.js';
+import { createIsolateRuntime } from '../runtime/isolate/index.js';
+import { createSnapshotBuilder } from '../runtime/snapshot/index.js';
 import { createLocalArtifactStore, createSqliteStore } from '../store/index.js';
 import {
   createTriggerManager,
@@ -63,6 +66,8 @@ export interface NimbusOptions {
   freezeAfterMs?: number;
   /** Async invocation defaults (retries, backoff, retention…); see src/events/types.ts. */
   async?: Partial<AsyncDefaults>;
+  /** V8 snapshot builds (`snapshot: true`, docs/snapshots.md): deadline and settle time. Built only with the process runtime. */
+  snapshots?: { timeoutMs?: number; settleMs?: number };
 }
 
 export interface NimbusNode {
@@ -89,7 +94,9 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const tracer = options.otlpEndpoint ? createTracer({ endpoint: options.otlpEndpoint }) : undefined;
   const usage = createUsageMeter({ path: join(options.dataDir, 'usage.db') });
   const processRuntime = options.runtime ? undefined : createProcessRuntime({ requireSandbox: options.requireSandbox });
-  const runtime: Runtime = options.runtime ?? processRuntime!;
+  // runtime: isolate functions run in V8 isolates in this process (docs/isolate.md); the rest in processes.
+  const runtime: Runtime =
+    options.runtime ?? createRuntimeByKind({ process: processRuntime!, isolate: createIsolateRuntime() });
   if (options.requireSandbox && processRuntime && !processRuntime.sandboxed) {
     await runtime.close();
     throw new NimbusError(
@@ -97,6 +104,8 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       `Instances cannot be sandboxed here (--require-sandbox): ${processRuntime.warnings.join('; ')}`,
     );
   }
+  // Snapshots restore in the process runtime only; their builds run sandboxed like its instances.
+  const snapshotBuilder = processRuntime ? createSnapshotBuilder({ ...options.snapshots }) : undefined;
   const sandbox = processRuntime
     ? { sandboxed: processRuntime.sandboxed, warnings: processRuntime.warnings }
     : undefined;
@@ -120,23 +129,28 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       return new Map(await Promise.all(names.map(async (n) => [n, await invocations.counts(n)] as const)));
     },
   });
-  const service = new FunctionsService(store, artifacts, {
-    async onChange(name) {
-      const { referenced, unreferenced } = await resolver.refresh(name);
-      // Revisions no share or tag points at any more drain in the background; a deleted
-      // function's held requests fail now. Every revision still routed to is kept warm.
-      const gone =
-        referenced.length === 0
-          ? new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function ${name} was deleted`)
-          : undefined;
-      for (const plan of unreferenced) void manager.retire(plan.key, gone);
-      for (const plan of referenced) manager.ensureMin(plan);
+  const service = new FunctionsService(
+    store,
+    artifacts,
+    {
+      async onChange(name) {
+        const { referenced, unreferenced } = await resolver.refresh(name);
+        // Revisions no share or tag points at any more drain in the background; a deleted
+        // function's held requests fail now. Every revision still routed to is kept warm.
+        const gone =
+          referenced.length === 0
+            ? new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function ${name} was deleted`)
+            : undefined;
+        for (const plan of unreferenced) void manager.retire(plan.key, gone);
+        for (const plan of referenced) manager.ensureMin(plan);
+      },
+      instances: (name) => liveInstances().filter((i) => i.function === name),
+      ended: (name) => manager.ended(name),
+      startError: (name, revision) => manager.startError(`${name}/${revision}`),
+      onDelete: (name) => logs.deleteFunction(name),
     },
-    instances: (name) => liveInstances().filter((i) => i.function === name),
-    ended: (name) => manager.ended(name),
-    startError: (name, revision) => manager.startError(`${name}/${revision}`),
-    onDelete: (name) => logs.deleteFunction(name),
-  });
+    { snapshots: snapshotBuilder },
+  );
   const sampler = createInstanceSampler({
     clock,
     list: () => manager.instances(),
@@ -250,6 +264,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       sampler.stop();
       await manager.close();
       await runtime.close();
+      snapshotBuilder?.close();
       await natsPublisher?.close();
       server.closeAllConnections();
       await closed;

@@ -35,6 +35,11 @@ export const ErrorCodes = {
     userFault: true,
     fix: 'Export `default` (a fetch handler) or `handler` (Lambda style) from the entry module.',
   },
+  NIMBUS_ERR_SNAPSHOT_FAILED: {
+    status: 400,
+    userFault: true,
+    fix: 'The init cannot be snapshotted (the message says why: handles left open, node:http loaded at init…); fix it, or use `snapshot: true` to deploy without a snapshot when it fails.',
+  },
   NIMBUS_ERR_FUNCTION_NOT_FOUND: {
     status: 404,
     userFault: true,

@@ -18,6 +18,11 @@ export interface InstanceSpec {
   artifactDir: string;
   /** node: the module to load, relative to artifactDir. */
   entry?: string;
+  /**
+   * node: a V8 startup snapshot blob, relative to artifactDir (docs/snapshots.md): the instance is
+   * restored from it instead of loading `entry` (which is still set).
+   */
+  snapshotBlob?: string;
   /** app: argv of the program to run; it must listen on $PORT. */
   command?: string[];
   /** The function's own environment variables (the platform adds its own on top). */
@@ -34,6 +39,12 @@ export interface InstanceSpec {
 }
 
 export type InstanceState = 'starting' | 'ready' | 'stopping' | 'stopped' | 'failed';
+
+/**
+ * How an instance started: `spawn` a new process, `pool` a pre-started warm cell specialised to
+ * the function (process/cell-pool.ts), `snapshot` restored from a V8 startup snapshot.
+ */
+export type StartMode = 'spawn' | 'pool' | 'snapshot';
 
 /** Why an instance ended. */
 export interface ExitInfo {
@@ -52,6 +63,8 @@ export interface Instance {
   readonly state: InstanceState;
   /** Process id for process providers (for CPU/memory sampling), undefined otherwise. */
   readonly pid?: number;
+  /** How it started (so cold starts can be counted by mode); unset means `spawn`. */
+  readonly startMode?: StartMode;
   /**
    * Sends one request to the instance. Bodies stream both ways. The returned promise rejects with
    * NimbusError NIMBUS_ERR_INSTANCE_CRASHED when the instance dies before answering; a function

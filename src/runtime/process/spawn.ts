@@ -28,7 +28,7 @@ export interface SpawnContext {
  * Path of a built guest entry: `NAME.mjs`, or `NAME.js` (esbuild's default extension for
  * `outdir`, ESM too since package.json says "type": "module"). Throws when neither exists.
  */
-export function guestFile(dir: string, name: 'function' | 'watchdog'): string {
+export function guestFile(dir: string, name: 'function' | 'watchdog' | 'cell'): string {
   // Both may exist after a change of build settings: the newer one is the current build.
   const found = ['.mjs', '.js'].map((ext) => join(dir, name + ext)).filter((file) => existsSync(file));
   if (found.length === 1) return found[0]!;
@@ -83,10 +83,31 @@ export function planSpawn(spec: InstanceSpec, view: InstanceView, ctx: SpawnCont
   if (!spec.entry)
     throw new NimbusError('NIMBUS_ERR_START_FAILED', `Instance ${spec.id}: a node function needs an entry module`);
   env.NIMBUS_MODULE = join(view.artifactDir, spec.entry);
+  if (spec.snapshotBlob) {
+    // Restored from a V8 startup snapshot (docs/snapshots.md): the blob holds the guest and the
+    // initialised module. The heap flag must equal the build's: V8 refuses a blob made with others.
+    const blob = join(view.artifactDir, spec.snapshotBlob);
+    const args = [`--max-old-space-size=${heapLimitMb(spec.memoryMb)}`, '--snapshot-blob', blob];
+    return { command: view.nodePath, args, env, cwd: view.artifactDir };
+  }
   return {
     command: view.nodePath,
     args: [`--max-old-space-size=${heapLimitMb(spec.memoryMb)}`, guest('function')],
     env,
+    cwd: view.artifactDir,
+  };
+}
+
+/**
+ * A pool cell (guest/cell.ts): the function framework with no function yet, so only the platform's
+ * base variables (no NIMBUS_* of any function). Its V8 heap limit is fixed at spawn (V8 cannot
+ * change it later), which is why cells are kept per memory size.
+ */
+export function planCell(memoryMb: number, view: InstanceView, ctx: SpawnContext): SpawnPlan {
+  return {
+    command: view.nodePath,
+    args: [`--max-old-space-size=${heapLimitMb(memoryMb)}`, join(view.guestDir, basename(guestFile(ctx.guestDir, 'cell')))],
+    env: { ...ctx.baseEnv, ...(view.PATH ? { PATH: view.PATH } : {}) },
     cwd: view.artifactDir,
   };
 }
