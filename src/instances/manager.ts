@@ -16,7 +16,15 @@ export interface InstanceManagerOptions {
   /** Every instance log line and platform note about an instance. */
   onLog?: (record: InstanceLogRecord) => void;
   /** An instance became ready (`ok`) or failed to start, after `durationMs`: a cold start. */
-  onStart?: (event: { function: string; revision: string; id: string; ok: boolean; durationMs: number }) => void;
+  /** `mode`: how a successful start happened (spawn, warm pool, snapshot), for counting cold starts by mode. */
+  onStart?: (event: {
+    function: string;
+    revision: string;
+    id: string;
+    ok: boolean;
+    durationMs: number;
+    mode?: 'spawn' | 'pool' | 'snapshot';
+  }) => void;
 }
 
 /** Per-revision instance sets behind one acquire/release surface. */
@@ -56,8 +64,8 @@ export function createInstanceManager(options: InstanceManagerOptions): Instance
         maxQueue: options.maxQueuePerRevision ?? 1000,
         freezeAfterMs: options.freezeAfterMs ?? 5000,
         log: (r) => options.onLog?.({ ...r, function: plan.function, revision: plan.revision }),
-        started: (id, ok, durationMs) =>
-          options.onStart?.({ function: plan.function, revision: plan.revision, id, ok, durationMs }),
+        started: (id, ok, durationMs, mode) =>
+          options.onStart?.({ function: plan.function, revision: plan.revision, id, ok, durationMs, mode }),
         track: (id, p) => (p ? byInstance.set(id, p) : byInstance.delete(id)),
       });
       pools.set(plan.key, pool);

@@ -38,7 +38,7 @@ export interface PoolDeps {
   freezeAfterMs: number;
   log(record: Omit<InstanceLogRecord, 'function' | 'revision'>): void;
   /** An instance finished starting, successfully or not. */
-  started(id: string, ok: boolean, durationMs: number): void;
+  started(id: string, ok: boolean, durationMs: number, mode?: Instance['startMode']): void;
   /** Called when an instance id joins or leaves, so the manager can route runtime events. */
   track(id: string, pool: RevisionPool | undefined): void;
 }
@@ -168,6 +168,7 @@ export class RevisionPool {
       readyAt: iso(s.readyAt),
       lastUsedAt: s.requests > 0 ? iso(s.lastUsedAt) : undefined,
       pid: s.instance?.pid,
+      startMode: s.instance ? (s.instance.startMode ?? 'spawn') : undefined,
     }));
   }
 
@@ -299,7 +300,7 @@ export class RevisionPool {
         this.#startFailures = 0;
         this.#setState(slot, 'ready');
         slot.readyAt = slot.lastUsedAt = this.#deps.clock.now();
-        this.#deps.started(id, true, slot.readyAt - slot.startedAt);
+        this.#deps.started(id, true, slot.readyAt - slot.startedAt, instance.startMode ?? 'spawn');
         this.#dispatch();
         if (this.#retired && slot.inFlight === 0) this.#stop(slot, 'revision retired');
       },

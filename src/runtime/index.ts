@@ -3,5 +3,5 @@
 export { type ConformanceFixtures, runRuntimeConformance } from './conformance.js';
 export { createProcessRuntime, type ProcessRuntime, type ProcessRuntimeOptions } from './process/process-runtime.js';
 export type { InstanceStats } from './sandbox/cgroups.js';
-export type { ExitInfo, Instance, InstanceSpec, InstanceState, Runtime, RuntimeEvent } from './types.js';
+export type { ExitInfo, Instance, InstanceSpec, InstanceState, Runtime, RuntimeEvent, StartMode } from './types.js';
 export { DEADLINE_HEADER, REQUEST_ID_HEADER } from './types.js';

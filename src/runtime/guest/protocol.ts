@@ -16,6 +16,18 @@ export interface ReadyMessage {
   ready: boolean;
   /** Why the instance cannot start (module threw at import, app never listened…). */
   error?: string;
+  /** A pool cell (cell.ts) is warm and waits for its function; a second line follows. */
+  cell?: boolean;
+}
+
+/**
+ * The one line a pool cell reads on stdin: the function it becomes. `env` replaces the cell's
+ * whole environment (the NIMBUS_* variables a spawned instance gets, and the function's own).
+ */
+export interface SpecialiseMessage {
+  env: Record<string, string>;
+  /** Working directory: the function's code. */
+  cwd: string;
 }
 
 // Mirrors runtime/types.ts and core/errors.ts (the guest cannot import host code).

@@ -1,18 +1,19 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { chownSync, closeSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { constants, tmpdir } from 'node:os';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { hasCode, NimbusError } from '../../core/errors.js';
 import { packageRoot } from '../../core/package-root.js';
 import { JOIN_FAILED_CODE } from '../sandbox/bwrap.js';
-import type { InstanceCgroup, InstanceStats } from '../sandbox/cgroups.js';
+import type { InstanceStats } from '../sandbox/cgroups.js';
 import { heapLimitMb } from '../sandbox/limits.js';
-import { createSandbox, type Sandbox, type SandboxOptions, trackTempDir } from '../sandbox/sandbox.js';
-import type { ExitInfo, Instance, InstanceSpec, InstanceState, Runtime, RuntimeEvent } from '../types.js';
+import { createSandbox, type Sandbox, type SandboxOptions } from '../sandbox/sandbox.js';
+import type { ExitInfo, Instance, InstanceSpec, InstanceState, Runtime, RuntimeEvent, StartMode } from '../types.js';
+import { type CellInfo, type CellPool, createCellPool } from './cell-pool.js';
 import { type Channel, createChannel } from './channel.js';
-import { OutputLimiter, type OutputRate, readLines } from './lines.js';
+import { type CellShape, createLauncher, killGroup, type Launched, TAIL_LINES } from './launch.js';
+import { OutputLimiter, type OutputRate } from './lines.js';
 import { procStats } from './proc-stats.js';
-import { type InstanceView, planSpawn, type SpawnContext, type SpawnPlan, waitReady } from './spawn.js';
+import { type SpawnContext, waitReady } from './spawn.js';
+import { cellShapeOf, prepareCell, sendSpecialise } from './specialise.js';
 
 /** Options of the process provider. */
 export interface ProcessRuntimeOptions {
@@ -20,7 +21,7 @@ export interface ProcessRuntimeOptions {
   nodePath?: string;
   /** Platform variables under each function's env. Merged over PATH (the host's), HOME=/tmp, LANG=C.UTF-8. */
   baseEnv?: Record<string, string>;
-  /** Directory of the built guest (function.mjs, watchdog.mjs). Default: dist/guest in the package. */
+  /** Directory of the built guest (function.mjs, watchdog.mjs, cell.mjs). Default: dist/guest in the package. */
   guestDir?: string;
   /** Sandbox settings (bubblewrap + cgroups); `{ mode: 'off' }` runs instances as plain processes. */
   sandbox?: SandboxOptions;
@@ -31,6 +32,15 @@ export interface ProcessRuntimeOptions {
   requireSandbox?: boolean;
   /** Output rate per instance before lines are dropped. */
   output?: OutputRate;
+  /**
+   * Warm cells kept per cell shape for node functions (cell-pool.ts); 0 disables the pool. Default
+   * 2 when instances are fully sandboxed, else 0.
+   */
+  poolSize?: number;
+  /** Memory sizes (MB) whose cells are kept warm from the start. Default [256] (the manifest default). */
+  poolMemoryMb?: number[];
+  /** Pool tuning beyond its size (tests): free-memory reading, reserve, warm-up timeout. */
+  poolTuning?: { freeMemory?: () => number; reserveBytes?: number; warmTimeoutMs?: number };
 }
 
 /** The process provider, with what it knows beyond the Runtime contract. */
@@ -44,12 +54,13 @@ export interface ProcessRuntime extends Runtime {
   /** Freezes every process of an instance (cgroup freezer); false when it has no cgroup. */
   freeze(id: string): Promise<boolean>;
   thaw(id: string): Promise<boolean>;
+  /** The warm pool's cells not taken yet (empty when the pool is off). */
+  pool(): CellInfo[];
 }
 
 const DEFAULT_START_TIMEOUT_MS = 10_000;
 const DEFAULT_GRACE_MS = 2000;
-/** Output lines kept per instance to explain a start failure. */
-const TAIL_LINES = 20;
+const DEFAULT_POOL_SIZE = 2;
 /** How long a failed request waits for its instance's exit to be classified (OOM or crash). */
 const CLASSIFY_WAIT_MS = 1000;
 /** What V8 prints when the heap limit (--max-old-space-size) is reached. */
@@ -57,18 +68,14 @@ const V8_OOM = /JavaScript heap out of memory|Reached heap limit/;
 
 interface Entry {
   instance: ProcessInstance;
-  child: ChildProcess;
+  launched: Launched;
   channel: Channel;
-  socketPath: string;
   tail: string[];
   stopRequested: boolean;
   /** Set when the instance ran out of memory (kernel OOM kill in its cgroup, or V8's heap limit). */
   outOfMemory?: 'kernel' | 'heap';
-  cgroup?: InstanceCgroup;
   /** Lowers the CPU quota from the start boost to the steady limit. */
   settle?: () => void;
-  /** Removes the socket dir (and cgroup) once the process is gone. */
-  cleanup(): Promise<void>;
   stopping?: Promise<void>;
   /** Resolves once the process and its stdio are closed. */
   closed: Promise<ExitInfo>;
@@ -78,6 +85,7 @@ class ProcessInstance implements Instance {
   readonly id: string;
   readonly spec: InstanceSpec;
   readonly pid?: number;
+  readonly startMode: StartMode;
   state: InstanceState = 'starting';
   #channel: Channel;
   #explain: (err: unknown) => Promise<unknown>;
@@ -86,12 +94,14 @@ class ProcessInstance implements Instance {
   constructor(
     spec: InstanceSpec,
     pid: number | undefined,
+    startMode: StartMode,
     channel: Channel,
     explain: (err: unknown) => Promise<unknown>,
   ) {
     this.id = spec.id;
     this.spec = spec;
     this.pid = pid;
+    this.startMode = startMode;
     this.#channel = channel;
     this.#explain = explain;
   }
@@ -105,16 +115,6 @@ class ProcessInstance implements Instance {
     return this.#channel.fetch(request, options?.signal ?? request.signal).catch(async (err) => {
       throw hasCode(err, 'NIMBUS_ERR_INSTANCE_CRASHED') ? await this.#explain(err) : err;
     });
-  }
-}
-
-/** Signals the whole process group (the instance is its leader), so an app's children go too. */
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // ESRCH: the group is already gone.
   }
 }
 
@@ -152,8 +152,9 @@ function warnOnce(warnings: string[]): void {
 
 /**
  * The process provider: one OS process per instance (the guest function framework, or the
- * watchdog in front of an app), reached over HTTP on a Unix socket. Each instance runs in
- * bubblewrap and its own cgroup when the machine allows (sandbox/), else as a plain process.
+ * watchdog in front of an app), reached over a Unix socket. Each instance runs in bubblewrap and
+ * its own cgroup when the machine allows (sandbox/), else as a plain process. A node function's
+ * cold start takes a warm pool cell when one of its shape is ready (cell-pool.ts), else spawns.
  */
 export function createProcessRuntime(options: ProcessRuntimeOptions = {}): ProcessRuntime {
   const ctx: SpawnContext = {
@@ -169,11 +170,20 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Proce
   const sandbox: Sandbox = createSandbox(options.sandbox);
   const sandboxed = sandbox.isolated && sandbox.limited;
   warnOnce(sandbox.warnings);
+  const launcher = createLauncher(ctx, sandbox);
+  const poolSize = options.poolSize ?? (sandboxed ? DEFAULT_POOL_SIZE : 0);
+  const cells: CellPool | undefined =
+    poolSize > 0 && (sandboxed || !options.requireSandbox)
+      ? createCellPool(launcher, {
+          size: poolSize,
+          shapes: (options.poolMemoryMb ?? [256]).map((memoryMb): CellShape => ({ memoryMb, network: 'egress' })),
+          ...options.poolTuning,
+          warn: (message) => warnOnce([message]),
+        })
+      : undefined;
+  cells?.refill();
   const entries = new Map<string, Entry>();
   const listeners = new Set<(event: RuntimeEvent) => void>();
-  let socketDir: string | undefined;
-  let removeSocketDir = () => {};
-  let counter = 0;
   /** Cgroup removals still running, awaited by close() before the runtime's parent cgroup goes. */
   const cleanups = new Set<Promise<void>>();
 
@@ -192,113 +202,13 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Proce
       exit ? { type: 'state', id: entry.instance.id, state, exit } : { type: 'state', id: entry.instance.id, state },
     );
   };
-  const nextSocketBase = () => {
-    // Unix socket paths are limited to ~107 bytes: a short dir and a counter keep us well under.
-    const base = tmpdir().length < 60 ? tmpdir() : '/tmp';
-    if (!socketDir) {
-      socketDir = mkdtempSync(join(base, 'nimbus-rt-'));
-      removeSocketDir = trackTempDir(socketDir);
-    }
-    return join(socketDir, String(++counter));
-  };
 
-  /** The command for one instance: plain, or wrapped in the sandbox with its socket dir and cgroup. */
-  function prepare(spec: InstanceSpec): {
-    plan: SpawnPlan;
-    socketPath: string;
-    fds: number[];
-    cgroup?: InstanceCgroup;
-    settle?: () => void;
-    cleanup: () => Promise<void>;
-  } {
-    const base = nextSocketBase();
-    if (!sandbox.isolated && !sandbox.limited) {
-      const socketPath = `${base}.sock`;
-      const view = { artifactDir: spec.artifactDir, guestDir: ctx.guestDir, socketPath, nodePath: ctx.nodePath };
-      return {
-        plan: planSpawn(spec, view, ctx),
-        socketPath,
-        fds: [],
-        cleanup: async () => rmSync(socketPath, { force: true }),
-      };
-    }
-    // A directory per instance, owned by the user it runs as: the guest creates its socket there.
-    mkdirSync(base, { mode: 0o700 });
-    if (sandbox.uid !== undefined) chownSync(base, sandbox.uid, sandbox.uid);
-    const launch = sandbox.launch({
-      name: `${counter}-${spec.id.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64)}`,
-      memoryMb: spec.memoryMb,
-      cpu: spec.cpu,
-      network: spec.network,
-      artifactDir: spec.artifactDir,
-      guestDir: ctx.guestDir,
-      runDir: base,
-      nodePath: ctx.nodePath,
-      command: spec.command,
-      hostPath: ctx.baseEnv.PATH ?? '',
-    });
-    const view: InstanceView = { ...launch.view, command: launch.appCommand };
-    let inner: SpawnPlan;
-    try {
-      inner = planSpawn(spec, view, ctx);
-    } catch (err) {
-      for (const fd of launch.fds) closeSync(fd);
-      void launch.cgroup?.remove();
-      throw err;
-    }
-    const wrapped = launch.wrap([inner.command, ...inner.args]);
-    return {
-      // In bubblewrap the working directory is set inside (--chdir); the host side starts in /.
-      plan: { ...wrapped, env: inner.env, cwd: sandbox.isolated ? '/' : inner.cwd },
-      socketPath: join(base, 's.sock'),
-      fds: launch.fds,
-      cgroup: launch.cgroup,
-      settle: launch.settle,
-      cleanup: async () => {
-        rmSync(base, { recursive: true, force: true });
-        await launch.cgroup?.remove();
-      },
-    };
-  }
-
-  function launch(spec: InstanceSpec): Entry {
-    if (entries.has(spec.id)) throw new NimbusError('NIMBUS_ERR_START_FAILED', `Instance ${spec.id} already exists`);
-    if (options.requireSandbox && !sandboxed)
-      throw new NimbusError(
-        'NIMBUS_ERR_START_FAILED',
-        `The sandbox is required (requireSandbox) but unavailable here: ${sandbox.warnings.join('; ')}`,
-      );
-    let prepared: ReturnType<typeof prepare>;
-    try {
-      prepared = prepare(spec);
-    } catch (err) {
-      if (err instanceof NimbusError) throw err;
-      throw new NimbusError(
-        'NIMBUS_ERR_START_FAILED',
-        `Cannot prepare instance ${spec.id}: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
-      );
-    }
-    const { plan, socketPath, fds, cgroup } = prepared;
-    // detached: the instance leads its own process group, so stop can signal all of it.
-    let child: ChildProcess;
-    try {
-      child = spawn(plan.command, plan.args, {
-        env: plan.env,
-        cwd: plan.cwd,
-        stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...fds],
-        detached: true,
-      });
-    } finally {
-      for (const fd of fds) closeSync(fd);
-    }
-    const channel = createChannel(socketPath, spec.id);
-    const entry = { child, channel, socketPath, tail: [], stopRequested: false, cgroup } as unknown as Entry;
-    entry.cleanup = prepared.cleanup;
-    entry.settle = prepared.settle;
-    entry.instance = new ProcessInstance(spec, child.pid, channel, async (err) => {
+  /** Makes a spawned process (or a taken cell) the instance of `spec`: channel, logs, exit. */
+  function track(launched: Launched, spec: InstanceSpec, mode: StartMode): Entry {
+    const { child, cgroup } = launched;
+    const channel = createChannel(launched.socketPath, spec.id);
+    const entry = { launched, channel, tail: [], stopRequested: false, settle: launched.settle } as unknown as Entry;
+    entry.instance = new ProcessInstance(spec, child.pid, mode, channel, async (err) => {
       // The socket drops a moment before the exit is known: wait for it, briefly, to tell an
       // out-of-memory kill from any other crash.
       let timer: NodeJS.Timeout | undefined;
@@ -311,34 +221,6 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Proce
         { cause: err },
       );
     });
-    entry.closed = new Promise<ExitInfo>((resolve) => {
-      let done = false;
-      const finish = (code: number | null, signal: string | null) => {
-        if (done) return;
-        done = true;
-        entries.delete(spec.id);
-        void channel.close();
-        if (!entry.outOfMemory && (cgroup?.oomKills() ?? 0) > 0) entry.outOfMemory = 'kernel';
-        flushDropped();
-        const exit = exitInfo(code, signal, {
-          expected: entry.stopRequested,
-          sandboxed: sandbox.isolated ? true : cgroup ? false : undefined,
-          outOfMemory: entry.outOfMemory,
-          memoryMb: spec.memoryMb,
-        });
-        const cleaned = entry.cleanup().catch(() => {});
-        cleanups.add(cleaned);
-        void cleaned.then(() => cleanups.delete(cleaned));
-        setState(entry, entry.stopRequested ? 'stopped' : 'failed', exit);
-        resolve(exit);
-      };
-      // The leader is gone: whatever it left behind in its group (an app's children) goes too.
-      child.once('exit', () => killGroup(child.pid, 'SIGKILL'));
-      child.once('close', finish);
-      // A spawn failure (ENOENT, bad cwd) may emit no 'close'.
-      child.once('error', () => child.pid === undefined && finish(null, null));
-    });
-    entries.set(spec.id, entry);
     const limiter = new OutputLimiter(options.output);
     let lastStream: 'stdout' | 'stderr' = 'stderr';
     const flushDropped = () => {
@@ -346,18 +228,68 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Proce
       if (dropped > 0)
         emit({ type: 'log', id: spec.id, stream: lastStream, line: limiter.note(dropped), time: Date.now() });
     };
-    for (const stream of ['stdout', 'stderr'] as const) {
-      readLines(child[stream]!, ({ line, requestId }) => {
-        if (entry.instance.state === 'starting') entry.tail.push(line) > TAIL_LINES && entry.tail.shift();
-        if (stream === 'stderr' && V8_OOM.test(line)) entry.outOfMemory ??= 'heap';
-        if (!limiter.take(line.length)) return;
-        flushDropped();
-        lastStream = stream;
-        emit({ type: 'log', id: spec.id, stream, line, ...(requestId ? { requestId } : {}), time: Date.now() });
+    entry.closed = launched.exited.then(({ code, signal }) => {
+      entries.delete(spec.id);
+      void channel.close();
+      if (!entry.outOfMemory && (cgroup?.oomKills() ?? 0) > 0) entry.outOfMemory = 'kernel';
+      flushDropped();
+      const exit = exitInfo(code, signal, {
+        expected: entry.stopRequested,
+        sandboxed: sandbox.isolated ? true : cgroup ? false : undefined,
+        outOfMemory: entry.outOfMemory,
+        memoryMb: spec.memoryMb,
       });
-    }
+      const cleaned = launched.cleanup();
+      cleanups.add(cleaned);
+      void cleaned.then(() => cleanups.delete(cleaned));
+      setState(entry, entry.stopRequested ? 'stopped' : 'failed', exit);
+      return exit;
+    });
+    entries.set(spec.id, entry);
+    launched.onLine = (stream, { line, requestId }) => {
+      if (entry.instance.state === 'starting') entry.tail.push(line) > TAIL_LINES && entry.tail.shift();
+      if (stream === 'stderr' && V8_OOM.test(line)) entry.outOfMemory ??= 'heap';
+      if (!limiter.take(line.length)) return;
+      flushDropped();
+      lastStream = stream;
+      emit({ type: 'log', id: spec.id, stream, line, ...(requestId ? { requestId } : {}), time: Date.now() });
+    };
     setState(entry, 'starting');
     return entry;
+  }
+
+  /**
+   * A warm cell made the instance of `spec`, or undefined (no cell, or it could not be given the
+   * function's code and limits: it is killed and the caller spawns). `begin` sends the specialise
+   * message; call it once the wait for readiness listens.
+   */
+  function fromPool(spec: InstanceSpec): { entry: Entry; begin: () => void } | undefined {
+    const shape = cellShapeOf(spec);
+    const cell = shape && cells?.take(shape);
+    if (!cell) return undefined;
+    let prepared: ReturnType<typeof prepareCell>;
+    try {
+      prepared = prepareCell(cell, spec, sandbox, ctx);
+    } catch (err) {
+      warnOnce([`warm pool: a cell could not be specialised, spawning instead: ${(err as Error).message}`]);
+      killGroup(cell.child.pid, 'SIGKILL');
+      void cell.exited.then(() => cell.cleanup());
+      return undefined;
+    }
+    const entry = track(cell, spec, 'pool');
+    const { limits } = prepared;
+    if (limits) entry.settle = () => cell.cgroup?.setCpuQuota(limits.cpuQuotaUs);
+    return { entry, begin: () => sendSpecialise(cell, prepared.message) };
+  }
+
+  function launch(spec: InstanceSpec): { entry: Entry; begin?: () => void } {
+    if (entries.has(spec.id)) throw new NimbusError('NIMBUS_ERR_START_FAILED', `Instance ${spec.id} already exists`);
+    if (options.requireSandbox && !sandboxed)
+      throw new NimbusError(
+        'NIMBUS_ERR_START_FAILED',
+        `The sandbox is required (requireSandbox) but unavailable here: ${sandbox.warnings.join('; ')}`,
+      );
+    return fromPool(spec) ?? { entry: track(launcher.instance(spec), spec, spec.snapshotBlob ? 'snapshot' : 'spawn') };
   }
 
   async function stop(id: string, stopOptions: { graceMs?: number } = {}): Promise<void> {
@@ -367,9 +299,10 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Proce
       entry.stopRequested = true;
       if (entry.instance.state === 'ready') setState(entry, 'stopping');
       // A frozen instance cannot drain: thaw it first.
-      await entry.cgroup?.thaw().catch(() => {});
-      killGroup(entry.child.pid, 'SIGTERM');
-      const timer = setTimeout(() => killGroup(entry.child.pid, 'SIGKILL'), stopOptions.graceMs ?? DEFAULT_GRACE_MS);
+      await entry.launched.cgroup?.thaw().catch(() => {});
+      const pid = entry.launched.child.pid;
+      killGroup(pid, 'SIGTERM');
+      const timer = setTimeout(() => killGroup(pid, 'SIGKILL'), stopOptions.graceMs ?? DEFAULT_GRACE_MS);
       await entry.closed;
       clearTimeout(timer);
     })();
@@ -384,22 +317,28 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Proce
       const signal = startOptions.signal;
       if (signal?.aborted)
         throw new NimbusError('NIMBUS_ERR_START_FAILED', 'The start was aborted', { cause: signal.reason });
-      const entry = launch(spec);
+      const { entry, begin } = launch(spec);
+      const { child } = entry.launched;
       try {
-        await waitReady(entry.child, {
+        const ready = waitReady(child, {
           timeoutMs: spec.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
           signal,
           tail: () => entry.tail,
         });
+        begin?.();
+        await ready;
       } catch (err) {
         const stopped = entry.stopRequested;
-        killGroup(entry.child.pid, 'SIGKILL');
+        killGroup(child.pid, 'SIGKILL');
         await entry.closed;
         if (stopped)
           throw new NimbusError('NIMBUS_ERR_START_FAILED', `Instance ${spec.id} was stopped while starting`, {
             cause: err,
           });
         throw err;
+      } finally {
+        // Refills wait for the cold start they would compete with for CPU.
+        cells?.refill();
       }
       entry.tail.length = 0;
       try {
@@ -419,25 +358,26 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Proce
     stats(id) {
       const entry = entries.get(id);
       if (!entry) return undefined;
-      return entry.cgroup ? entry.cgroup.stats() : procStats(entry.child.pid);
+      return entry.launched.cgroup ? entry.launched.cgroup.stats() : procStats(entry.launched.child.pid);
     },
     async freeze(id) {
-      const cgroup = entries.get(id)?.cgroup;
+      const cgroup = entries.get(id)?.launched.cgroup;
       if (!cgroup) return false;
       await cgroup.freeze();
       return true;
     },
     async thaw(id) {
-      const cgroup = entries.get(id)?.cgroup;
+      const cgroup = entries.get(id)?.launched.cgroup;
       if (!cgroup) return false;
       await cgroup.thaw();
       return true;
     },
+    pool: () => cells?.info() ?? [],
     async close() {
-      await Promise.all([...entries.keys()].map((id) => stop(id)));
+      await Promise.all([cells?.close(), ...[...entries.keys()].map((id) => stop(id))]);
       await Promise.all(cleanups);
       sandbox.close();
-      removeSocketDir();
+      launcher.close();
     },
   };
 }

@@ -106,7 +106,10 @@ export function planSpawn(spec: InstanceSpec, view: InstanceView, ctx: SpawnCont
 export function planCell(memoryMb: number, view: InstanceView, ctx: SpawnContext): SpawnPlan {
   return {
     command: view.nodePath,
-    args: [`--max-old-space-size=${heapLimitMb(memoryMb)}`, join(view.guestDir, basename(guestFile(ctx.guestDir, 'cell')))],
+    args: [
+      `--max-old-space-size=${heapLimitMb(memoryMb)}`,
+      join(view.guestDir, basename(guestFile(ctx.guestDir, 'cell'))),
+    ],
     env: { ...ctx.baseEnv, ...(view.PATH ? { PATH: view.PATH } : {}) },
     cwd: view.artifactDir,
   };

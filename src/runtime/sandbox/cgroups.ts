@@ -27,6 +27,11 @@ export interface InstanceCgroup {
   readonly procsFiles: string[];
   /** Sets the CPU quota per period (microseconds), e.g. from the start boost to the steady limit. */
   setCpuQuota(quotaUs: number): void;
+  /**
+   * Applies another instance's limits (memory, pids, the start CPU quota): a pool cell takes its
+   * function's. Throws when the kernel refuses (memory already above the new limit).
+   */
+  setLimits(limits: InstanceLimits): void;
   /** How many times the kernel's OOM killer struck inside this cgroup. */
   oomKills(): number;
   stats(): InstanceStats;
@@ -167,19 +172,29 @@ function openV1(own: Record<(typeof V1_CONTROLLERS)[number], string>, name: stri
       // The parent may have been swept by a runtime that just closed: recreate it.
       for (const dir of unique) mkdirSync(dir, { recursive: true });
       const d = (c: (typeof V1_CONTROLLERS)[number]) => dirs.get(c)!;
-      writeFileSync(join(d('memory'), 'memory.limit_in_bytes'), String(limits.memoryBytes));
-      try {
-        // No swapping around the limit (absent when the kernel has no swap accounting).
-        writeFileSync(join(d('memory'), 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes));
-      } catch {}
-      writeFileSync(join(d('cpu'), 'cpu.cfs_period_us'), String(limits.cpuPeriodUs));
-      writeFileSync(join(d('cpu'), 'cpu.cfs_quota_us'), String(limits.startCpuQuotaUs));
-      writeFileSync(join(d('pids'), 'pids.max'), String(limits.pidsMax));
+      const setLimits = (l: InstanceLimits) => {
+        // memory+swap must stay ≥ memory: raising, memsw goes first; lowering, it goes last (the
+        // first write then fails and is retried). No swapping around the limit (memsw is absent
+        // when the kernel has no swap accounting).
+        const memsw = () => {
+          try {
+            writeFileSync(join(d('memory'), 'memory.memsw.limit_in_bytes'), String(l.memoryBytes));
+          } catch {}
+        };
+        memsw();
+        writeFileSync(join(d('memory'), 'memory.limit_in_bytes'), String(l.memoryBytes));
+        memsw();
+        writeFileSync(join(d('cpu'), 'cpu.cfs_period_us'), String(l.cpuPeriodUs));
+        writeFileSync(join(d('cpu'), 'cpu.cfs_quota_us'), String(l.startCpuQuotaUs));
+        writeFileSync(join(d('pids'), 'pids.max'), String(l.pidsMax));
+      };
+      setLimits(limits);
       let peak = 0;
       const freezer = join(d('freezer'), 'freezer.state');
       const cgroup: InstanceCgroup = {
         procsFiles: unique.map((dir) => join(dir, 'cgroup.procs')),
         setCpuQuota: (us) => writeFileSync(join(d('cpu'), 'cpu.cfs_quota_us'), String(us)),
+        setLimits,
         oomKills: () => readKeyOf(join(d('memory'), 'memory.oom_control'), 'oom_kill'),
         stats() {
           const memoryBytes = readNumber(join(d('memory'), 'memory.usage_in_bytes'));
@@ -235,16 +250,20 @@ function openV2(own: string, name: string): CgroupHost {
     create(id, limits) {
       const dir = join(base, id);
       mkdirSync(dir);
-      writeFileSync(join(dir, 'memory.max'), String(limits.memoryBytes));
-      try {
-        writeFileSync(join(dir, 'memory.swap.max'), '0');
-      } catch {}
-      writeFileSync(join(dir, 'cpu.max'), `${limits.startCpuQuotaUs} ${limits.cpuPeriodUs}`);
-      writeFileSync(join(dir, 'pids.max'), String(limits.pidsMax));
+      const setLimits = (l: InstanceLimits) => {
+        writeFileSync(join(dir, 'memory.max'), String(l.memoryBytes));
+        try {
+          writeFileSync(join(dir, 'memory.swap.max'), '0');
+        } catch {}
+        writeFileSync(join(dir, 'cpu.max'), `${l.startCpuQuotaUs} ${l.cpuPeriodUs}`);
+        writeFileSync(join(dir, 'pids.max'), String(l.pidsMax));
+      };
+      setLimits(limits);
       let peak = 0;
       return {
         procsFiles: [join(dir, 'cgroup.procs')],
         setCpuQuota: (us) => writeFileSync(join(dir, 'cpu.max'), `${us} ${limits.cpuPeriodUs}`),
+        setLimits,
         oomKills: () => readKeyOf(join(dir, 'memory.events'), 'oom_kill'),
         stats() {
           const memoryBytes = readNumber(join(dir, 'memory.current'));

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { bwrapArgs, type FdBind, INSIDE, launchCommand } from './bwrap.js';
 import { type CgroupHost, type InstanceCgroup, openCgroups } from './cgroups.js';
-import { type LimitOptions, limitsFor } from './limits.js';
+import { type InstanceLimits, type LimitOptions, limitsFor } from './limits.js';
 import { prefixToBind, resolveProgram, SANDBOX_PATH, type SystemMount, systemMounts } from './system-paths.js';
 
 export interface SandboxOptions {
@@ -67,6 +67,8 @@ export interface Sandbox {
   readonly uid?: number;
   /** Host command for an instance; throws when its cgroup cannot be made. */
   launch(request: LaunchRequest): SandboxedLaunch;
+  /** The cgroup limits of an instance of `memoryMb` and `cpu` (limits.ts, with this sandbox's options). */
+  limitsFor(memoryMb: number, cpu?: number): InstanceLimits;
   close(): void;
 }
 
@@ -155,6 +157,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     limited: cgroups !== undefined,
     warnings,
     uid: user?.uid,
+    limitsFor: (memoryMb, cpu) => limitsFor(memoryMb, cpu, options.limits),
     launch(req) {
       const limits = limitsFor(req.memoryMb, req.cpu, options.limits);
       const cgroup = cgroups?.create(req.name, limits);

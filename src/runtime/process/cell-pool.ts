@@ -1,0 +1,190 @@
+/**
+ * The warm pool of the process provider: cells ("stem cells", as Fission and OpenWhisk call them)
+ * are guests started — sandboxed like any instance, in their own cgroup — before any function is
+ * known (guest/cell.ts). A cold start takes a warm cell and specialises it (specialise.ts) instead
+ * of spawning, so it skips the process spawn, the sandbox setup and Node's boot.
+ *
+ * A cell is used once: taken out of the pool for good, never returned. What cannot change after
+ * spawn — V8's heap limit, the network namespace — makes a cell's shape; cells are kept per shape:
+ * the configured shapes, plus shapes asked for since (the few most recent). Refills run in the
+ * background, one spawn at a time, and stop while the host is short of memory or while cells of a
+ * shape keep failing to warm (a broken runtime must not become a crash loop).
+ */
+import { freemem } from 'node:os';
+import type { CellShape, Launched, Launcher } from './launch.js';
+import { killGroup } from './launch.js';
+import { waitReady } from './spawn.js';
+
+/** Settings of the pool. */
+export interface CellPoolOptions {
+  /** Warm cells kept per shape; 0 disables the pool. */
+  size: number;
+  /** Shapes kept warm from the start (and never dropped). */
+  shapes: CellShape[];
+  /** Shapes asked for besides those, kept warm while among the most recent. Default 3. */
+  extraShapes?: number;
+  /** Free host memory, bytes. Default os.freemem() (MemAvailable). */
+  freeMemory?: () => number;
+  /** Memory left free by refills beyond the cell's own limit, bytes. Default 512 MiB. */
+  reserveBytes?: number;
+  /** How long a cell may take to warm. Default 10 s. */
+  warmTimeoutMs?: number;
+  /** Called once per reason when refills stop (cells keep failing to warm). */
+  warn?: (message: string) => void;
+}
+
+/** A cell as the pool reports it. */
+export interface CellInfo {
+  shape: CellShape;
+  pid?: number;
+  state: 'warming' | 'warm';
+  /** Its cgroup's memory charge, bytes, when sandboxed. */
+  memoryBytes?: number;
+}
+
+export interface CellPool {
+  /**
+   * Takes a warm cell of `shape` out of the pool for good, or returns undefined (none warm, or a
+   * shape not kept: it is kept from now on). Call `refill` once the cold start it served is done.
+   */
+  take(shape: CellShape): Launched | undefined;
+  /** Starts the background refill (no-op when full). */
+  refill(): void;
+  info(): CellInfo[];
+  /** Kills every cell not taken and waits until they are cleaned up. */
+  close(): Promise<void>;
+}
+
+interface Cell {
+  launched: Launched;
+  shape: CellShape;
+  key: string;
+  warm: boolean;
+}
+
+/** Consecutive failed warm-ups of a shape after which its refills stop. */
+const MAX_FAILURES = 3;
+const DEFAULT_RESERVE = 512 * 1024 * 1024;
+
+export const shapeKey = (shape: CellShape) => `${shape.network}:${shape.memoryMb}`;
+
+export function createCellPool(launcher: Launcher, options: CellPoolOptions): CellPool {
+  const freeMemory = options.freeMemory ?? freemem;
+  const reserve = options.reserveBytes ?? DEFAULT_RESERVE;
+  const extraShapes = options.extraShapes ?? 3;
+  const pinned = new Map(options.shapes.map((s) => [shapeKey(s), s]));
+  /** Shapes asked for beyond the pinned ones, least recent first. */
+  const recent = new Map<string, CellShape>();
+  const cells = new Set<Cell>();
+  const failures = new Map<string, number>();
+  const cleanups = new Set<Promise<void>>();
+  let spawning = false;
+  let closed = false;
+  let names = 0;
+
+  const kept = () => [...pinned.values(), ...recent.values()];
+  const count = (key: string) => [...cells].filter((c) => c.key === key).length;
+
+  const discard = (cell: Cell) => {
+    cells.delete(cell);
+    killGroup(cell.launched.child.pid, 'SIGKILL');
+    const done = cell.launched.exited.then(() => cell.launched.cleanup());
+    cleanups.add(done);
+    void done.then(() => cleanups.delete(done));
+  };
+
+  /** The next shape short of cells, when refills may spawn. */
+  const wanted = (): CellShape | undefined => {
+    if (closed || spawning || options.size <= 0) return undefined;
+    for (const shape of kept()) {
+      const key = shapeKey(shape);
+      if ((failures.get(key) ?? 0) >= MAX_FAILURES || count(key) >= options.size) continue;
+      if (freeMemory() < shape.memoryMb * 1024 * 1024 + reserve) return undefined;
+      return shape;
+    }
+    return undefined;
+  };
+
+  function refill(): void {
+    const shape = wanted();
+    if (!shape) return;
+    const key = shapeKey(shape);
+    let launched: Launched;
+    try {
+      launched = launcher.cell(shape, `cell-${++names}`);
+    } catch (err) {
+      fail(key, (err as Error).message);
+      return;
+    }
+    const cell: Cell = { launched, shape, key, warm: false };
+    cells.add(cell);
+    spawning = true;
+    // A cell that dies while in the pool is replaced; one taken is its instance's business.
+    void launched.exited.then(() => {
+      if (!cells.has(cell)) return;
+      discard(cell);
+      if (cell.warm) fail(key, 'a warm cell exited');
+      refill();
+    });
+    waitReady(launched.child, { timeoutMs: options.warmTimeoutMs ?? 10_000, tail: () => launched.tail }).then(
+      () => {
+        spawning = false;
+        if (!cells.has(cell)) return refill();
+        cell.warm = true;
+        failures.delete(key);
+        try {
+          launched.settle?.();
+        } catch {}
+        refill();
+      },
+      (err: Error) => {
+        spawning = false;
+        if (cells.has(cell)) discard(cell);
+        if (!closed) fail(key, err.message);
+        refill();
+      },
+    );
+  }
+
+  function fail(key: string, message: string): void {
+    const n = (failures.get(key) ?? 0) + 1;
+    failures.set(key, n);
+    if (n === MAX_FAILURES)
+      options.warn?.(`warm pool: cells of shape ${key} failed to start ${n} times, no more are started: ${message}`);
+  }
+
+  return {
+    take(shape) {
+      const key = shapeKey(shape);
+      if (!pinned.has(key)) {
+        // Most recent last; beyond the limit the least recent shape goes, with its cells.
+        recent.delete(key);
+        recent.set(key, shape);
+        if (recent.size > extraShapes) {
+          const [oldest] = recent.keys();
+          recent.delete(oldest!);
+          for (const cell of cells) if (cell.key === oldest) discard(cell);
+        }
+      }
+      for (const cell of cells) {
+        if (cell.key !== key || !cell.warm || cell.launched.child.exitCode !== null) continue;
+        cells.delete(cell);
+        return cell.launched;
+      }
+      return undefined;
+    },
+    refill,
+    info: () =>
+      [...cells].map((c) => ({
+        shape: c.shape,
+        pid: c.launched.child.pid,
+        state: c.warm ? 'warm' : 'warming',
+        memoryBytes: c.launched.cgroup?.stats().memoryBytes,
+      })),
+    async close() {
+      closed = true;
+      for (const cell of [...cells]) discard(cell);
+      await Promise.all(cleanups);
+    },
+  };
+}
