@@ -1,5 +1,6 @@
 // Builds the host (dist/nimbus.mjs, node_modules left external) and the guest runtime
 // (dist/guest/*.mjs, self-contained: it runs inside instances and must start fast).
+import { copyFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const common = {
@@ -27,6 +28,17 @@ await Promise.all([
     // extension alone must say ESM.
     outExtension: { '.js': '.mjs' },
   }),
+  // The web dashboard (web/ → dist/web): one minified script and one stylesheet, served at /.
+  build({
+    entryPoints: ['web/app.js'],
+    bundle: true,
+    platform: 'browser',
+    target: 'es2022',
+    format: 'esm',
+    minify: true,
+    outdir: 'dist/web',
+    logLevel: 'warning',
+  }).then(() => copyFileSync('web/index.html', 'dist/web/index.html')),
   // The snapshot guest: CommonJS, because `node --build-snapshot` takes one CommonJS entry; the
   // snapshot builder bundles it again with each function (docs/snapshots.md). No sourcemap: it
   // would be bundled into every blob.

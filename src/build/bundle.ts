@@ -55,13 +55,13 @@ export async function buildArtifact(files: readonly SourceFile[], config: Functi
       await mkdir(dirname(target), { recursive: true });
       await writeFile(target, f.content, { mode: f.mode & 0o777 });
     }
-    return await bundle(src, join(work, 'out'), handler);
+    return await bundle(src, join(work, 'out'), handler, config.runtime === 'isolate');
   } finally {
     await rm(work, { recursive: true, force: true });
   }
 }
 
-async function bundle(src: string, out: string, handler: string): Promise<BuildResult> {
+async function bundle(src: string, out: string, handler: string, isolate: boolean): Promise<BuildResult> {
   const outfile = join(out, NODE_ENTRY);
   let result: Awaited<ReturnType<typeof build<{ metafile: true; write: false }>>>;
   try {
@@ -69,12 +69,14 @@ async function bundle(src: string, out: string, handler: string): Promise<BuildR
       absWorkingDir: src,
       entryPoints: [handler],
       bundle: true,
-      platform: 'node',
-      target: 'node20',
+      // runtime isolate: no Node built-ins inside a V8 isolate, so packages resolve their
+      // worker/browser builds and an import of `node:*` fails the build (docs/isolate.md).
+      ...(isolate
+        ? { platform: 'browser' as const, conditions: ['workerd', 'worker', 'browser'], target: 'es2022' }
+        : { platform: 'node' as const, target: 'node20', banner: { js: REQUIRE_BANNER } }),
       format: 'esm',
       outfile,
       sourcemap: 'linked',
-      banner: { js: REQUIRE_BANNER },
       metafile: true,
       write: false,
       logLevel: 'silent',
@@ -85,6 +87,13 @@ async function bundle(src: string, out: string, handler: string): Promise<BuildR
 
   const meta = Object.values(result.metafile.outputs).find((o) => o.entryPoint !== undefined);
   const exported = meta?.exports ?? [];
+  if (isolate && !exported.includes('default')) {
+    throw new NimbusError(
+      'NIMBUS_ERR_HANDLER_NOT_FOUND',
+      `${handler} does not export \`default\`: runtime isolate runs fetch handlers only (\`export default { fetch(request, env, ctx) }\`); Lambda-style \`handler\` exports need runtime node`,
+      { details: { file: handler, exports: exported } },
+    );
+  }
   if (!exported.includes('default') && !exported.includes('handler')) {
     const found = exported.length ? `it exports: ${exported.join(', ')}` : 'it exports nothing';
     throw new NimbusError(

@@ -124,7 +124,7 @@ describe('resolveConfig', () => {
       assert.throws(() => resolve(withYaml('memory: 128.5\n')), manifestError(/memory: expected an integer/));
       assert.throws(
         () => resolve(withYaml('runtime: python\n')),
-        manifestError(/runtime: expected "node" or "app", got "python"/),
+        manifestError(/runtime: expected "node", "app" or "isolate", got "python"/),
       );
       assert.throws(
         () => resolve(withYaml('scale:\n  max: 0\n')),

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { getRequestListener } from '@hono/node-server';
 import { createApi, FunctionsService } from '../api/index.js';
+import { TrafficService } from '../api/traffic-service.js';
 import { packDirectory } from '../cli/pack.js';
 import { systemClock } from '../core/clock.js';
 import { NimbusError } from '../core/errors.js';
@@ -18,6 +19,7 @@ import { createMetrics } from '../observe/metrics.js';
 import { createTracer } from '../observe/tracing.js';
 import { createUsageMeter } from '../observe/usage.js';
 import { createSqliteQueue } from '../queue/index.js';
+import { createRolloutController } from '../rollout/index.js';
 import { createRuntimeByKind } from '../runtime/by-kind.js';
 import { createProcessRuntime, type Runtime } from '../runtime/index.js';
 import { createIsolateRuntime } from '../runtime/isolate/index.js';
@@ -52,6 +54,8 @@ export interface NimbusOptions {
   runtime?: Runtime;
   /** Refuse to start when the process runtime cannot sandbox instances. */
   requireSandbox?: boolean;
+  /** Warm pool cells per shape for node cold starts (docs/cold-start.md); 0 off. Default 2 when sandboxed. */
+  poolSize?: number;
   /** NATS server for `nats:SUBJECT` async destinations, e.g. nats://127.0.0.1:4222. */
   natsUrl?: string;
   /** Per-request Prometheus metrics and usage metering. Default true. */
@@ -93,7 +97,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const logs = createLogStore({ path: join(options.dataDir, 'logs.db'), clock, ...options.logRetention });
   const tracer = options.otlpEndpoint ? createTracer({ endpoint: options.otlpEndpoint }) : undefined;
   const usage = createUsageMeter({ path: join(options.dataDir, 'usage.db') });
-  const processRuntime = options.runtime ? undefined : createProcessRuntime({ requireSandbox: options.requireSandbox });
+  const processRuntime = options.runtime ? undefined : createProcessRuntime({ requireSandbox: options.requireSandbox, poolSize: options.poolSize });
   // runtime: isolate functions run in V8 isolates in this process (docs/isolate.md); the rest in processes.
   const runtime: Runtime =
     options.runtime ?? createRuntimeByKind({ process: processRuntime!, isolate: createIsolateRuntime() });
@@ -147,10 +151,20 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       instances: (name) => liveInstances().filter((i) => i.function === name),
       ended: (name) => manager.ended(name),
       startError: (name, revision) => manager.startError(`${name}/${revision}`),
-      onDelete: (name) => logs.deleteFunction(name),
+      onDelete: (name) => {
+        logs.deleteFunction(name);
+        void rollouts.forget(name);
+      },
+      release: { release: (current, revision, canary) => rollouts.release(current, revision, canary) },
     },
     { snapshots: snapshotBuilder },
   );
+  // Automated canaries: fed by the gateway's invocation records, steering traffic through the service.
+  const rollouts = createRolloutController({
+    clock,
+    bucket: store.bucket('rollouts'),
+    update: (name, mutate) => service.updateFunction(name, mutate),
+  });
   const sampler = createInstanceSampler({
     clock,
     list: () => manager.instances(),
@@ -167,10 +181,13 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     maxBodyBytes: options.maxBodyBytes,
     // Per-request metrics and usage metering; `metrics: false` leaves them out (measured overhead in BENCHMARKS.md).
     tracer,
+    // The rollout controller always listens (canaries judge from these records); request logs,
+    // metrics and usage only when on.
     onInvocation:
       options.metrics === false && options.requestLogs === false
-        ? undefined
+        ? (r) => rollouts.onInvocation(r)
         : (r) => {
+            rollouts.onInvocation(r);
             if (options.requestLogs !== false && r.error !== 'NIMBUS_ERR_FUNCTION_NOT_FOUND')
               logs.append(requestRecord({ ...r, time: clock.now() }));
             if (options.metrics === false) return;
@@ -211,6 +228,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     factories: [cronTrigger, natsTrigger, rabbitmqTrigger, mqttTrigger, redisStreamsTrigger, intervalTrigger],
   });
   const api = createApi({
+    traffic: new TrafficService(service, rollouts),
     events: invocations,
     triggers,
     service,
@@ -244,6 +262,8 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const url = `http://${host}:${address.port}`;
 
   for (const plan of resolver.plans()) manager.ensureMin(plan);
+  // Rollouts that were running when the node stopped resume, their current step observed afresh.
+  await rollouts.start();
   await invocations.start();
   await triggers.start();
   const examples = options.examples && resolver.plans().length === 0 ? await deployExamples(service) : [];
@@ -258,6 +278,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await Promise.race([gateway.idle(), delay(options.drainTimeoutMs ?? 30_000)]);
+      await rollouts.close();
       await triggers.close();
       // Unfinished async work stays in the queue and runs again at the next start.
       await invocations.close(options.drainTimeoutMs ?? 30_000);

@@ -1,0 +1,131 @@
+/**
+ * The host side of an isolate's boundary: the callbacks the prelude's console, timers, crypto
+ * and fetch call (`__nimbus.bind`), each a narrow, copy-only door out of the isolate.
+ */
+import { randomFillSync } from 'node:crypto';
+import ivm from 'isolated-vm';
+import { NimbusError } from '../../core/errors.js';
+import { OutputLimiter } from '../process/lines.js';
+
+/** Longest console line kept; longer ones are cut (a runaway print must not flood the log store). */
+const MAX_LINE = 16 * 1024;
+
+/** What the bridge needs from its instance. */
+export interface BridgeOptions {
+  /** One console line (already split on newlines). */
+  log(stream: 'stdout' | 'stderr', line: string, requestId?: string): void;
+  /** Runs timer `id` inside the isolate (the bridge only keeps the host timers). */
+  fire(id: number): void;
+  /** Outbound fetch allowed (network: egress). */
+  egress: boolean;
+  /** Cap on an outbound response body, bytes. */
+  bodyLimit: number;
+  /** Bound on one outbound fetch, ms. */
+  fetchTimeoutMs: number;
+}
+
+/** The callbacks handed to `__nimbus.bind`, and `close` that cancels the timers it holds. */
+export interface Bridge {
+  args: unknown[];
+  /** Clears every pending timer; later calls from the isolate are ignored. */
+  close(): void;
+}
+
+export function createBridge(options: BridgeOptions): Bridge {
+  const timers = new Map<number, NodeJS.Timeout>();
+  const limiter = new OutputLimiter();
+  let closed = false;
+  const log = new ivm.Callback(
+    (stream: 'stdout' | 'stderr', line: string, requestId?: string) => {
+      if (closed) return;
+      const cut = line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}… (cut at ${MAX_LINE} characters)` : line;
+      const dropped = limiter.takeDropped();
+      if (dropped > 0) options.log(stream, `… ${dropped} lines dropped (output rate limit)`);
+      if (limiter.take(cut.length)) options.log(stream, cut, requestId);
+    },
+    { ignored: true },
+  );
+  const timer = new ivm.Callback(
+    (id: number, ms: number) => {
+      if (closed) return;
+      // Ref'd (cleared when the instance ends): a request awaiting a timer has nothing else
+      // keeping the event loop alive, the in-flight isolate call holds no handle.
+      const handle = setTimeout(
+        () => {
+          timers.delete(id);
+          if (!closed) options.fire(id);
+        },
+        Math.min(ms, 2 ** 31 - 1),
+      );
+      timers.set(id, handle);
+    },
+    { ignored: true },
+  );
+  const clearTimer = new ivm.Callback(
+    (id: number) => {
+      clearTimeout(timers.get(id));
+      timers.delete(id);
+    },
+    { ignored: true },
+  );
+  const random = new ivm.Callback((n: number) => {
+    const bytes = new Uint8Array(Math.min(65536, Math.max(0, n | 0)));
+    randomFillSync(bytes);
+    return new ivm.ExternalCopy(bytes.buffer).copyInto();
+  });
+  const fetchOut = options.egress
+    ? new ivm.Callback(
+        (method: string, url: string, headers: string[], body: ArrayBuffer | null) =>
+          outbound(method, url, headers, body, options),
+        {
+          async: true,
+        },
+      )
+    : undefined;
+  return {
+    args: [log, timer, clearTimer, random, fetchOut],
+    close() {
+      closed = true;
+      for (const handle of timers.values()) clearTimeout(handle);
+      timers.clear();
+    },
+  };
+}
+
+/** One outbound request for the isolate's `fetch`, answered whole (status, headers, bytes). */
+async function outbound(
+  method: string,
+  url: string,
+  flat: string[],
+  body: ArrayBuffer | null,
+  options: BridgeOptions,
+): Promise<unknown> {
+  const headers = new Headers();
+  for (let i = 0; i < flat.length; i += 2) headers.append(flat[i], flat[i + 1]);
+  const res = await fetch(url, {
+    method,
+    headers,
+    body: body && method !== 'GET' && method !== 'HEAD' ? new Uint8Array(body) : undefined,
+    signal: AbortSignal.timeout(options.fetchTimeoutMs),
+    redirect: 'follow',
+  });
+  const length = Number(res.headers.get('content-length') ?? 0);
+  if (length > options.bodyLimit) {
+    await res.body?.cancel();
+    throw new NimbusError(
+      'NIMBUS_ERR_PAYLOAD_TOO_LARGE',
+      `fetch: the response body exceeds ${options.bodyLimit} bytes`,
+    );
+  }
+  const bytes = await res.arrayBuffer();
+  if (bytes.byteLength > options.bodyLimit)
+    throw new NimbusError(
+      'NIMBUS_ERR_PAYLOAD_TOO_LARGE',
+      `fetch: the response body exceeds ${options.bodyLimit} bytes`,
+    );
+  const out: string[] = [];
+  res.headers.forEach((v, k) => {
+    out.push(k, v);
+  });
+  return new ivm.ExternalCopy([res.status, res.statusText, out, bytes]).copyInto();
+}

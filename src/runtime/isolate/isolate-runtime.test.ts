@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { hasCode } from '../../core/errors.js';
+import { runRuntimeConformance } from '../conformance.js';
+import type { InstanceSpec, RuntimeEvent } from '../types.js';
+import { createIsolateRuntime, type IsolateRuntime } from './index.js';
+
+const runtimes: IsolateRuntime[] = [];
+runRuntimeConformance(
+  'isolate',
+  () => {
+    const r = createIsolateRuntime();
+    runtimes.push(r);
+    return r;
+  },
+  {
+    functionsDir: join(import.meta.dirname, '..', '..', '..', 'test', 'fixtures', 'functions'),
+    kind: 'isolate',
+    appMode: false,
+    lambda: false,
+    streaming: false,
+    crash: (instance) => runtimes.at(-1)!.terminate(instance.id, 'terminated by the test'),
+  },
+);
+
+describe('isolate runtime', () => {
+  const runtime = createIsolateRuntime();
+  const dir = mkdtempSync(join(tmpdir(), 'nimbus-isolate-'));
+  after(async () => {
+    await runtime.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  let n = 0;
+  const start = (code: string, extra: Partial<InstanceSpec> = {}) => {
+    const entry = `fn${++n}.mjs`;
+    writeFileSync(join(dir, entry), code);
+    return runtime.start({
+      id: `iso-${n}`,
+      function: 'f',
+      revision: 'r1',
+      kind: 'isolate',
+      artifactDir: dir,
+      entry,
+      env: { A: '1' },
+      memoryMb: 16,
+      timeoutMs: 2000,
+      ...extra,
+    });
+  };
+  const get = (fn: { fetch(r: Request): Promise<Response> }, path = '/') =>
+    fn.fetch(new Request(`http://fn.test${path}`));
+  const stateOf = (id: string, state: string) =>
+    new Promise<RuntimeEvent>((resolve) => {
+      const off = runtime.subscribe((e) => {
+        if (e.type === 'state' && e.id === id && e.state === state) {
+          off();
+          resolve(e);
+        }
+      });
+    });
+
+  it('gives the handler the web surface: URL, Headers, encoders, crypto, base64, timers', async () => {
+    const fn = await start(`export default async (req, env) => {
+      const u = new URL('/a/../b?x=1&y=two+words#h', req.url);
+      const h = new Headers({ 'X-A': '1' }); h.append('x-a', '2');
+      const bytes = new TextEncoder().encode('héllo €');
+      await new Promise((r) => setTimeout(r, 5));
+      return Response.json({
+        href: u.href, y: u.searchParams.get('y'), h: h.get('x-a'),
+        text: new TextDecoder().decode(bytes), n: bytes.length,
+        uuid: /^[0-9a-f-]{36}$/.test(crypto.randomUUID()), b64: btoa('hi'), back: atob('aGk='),
+        env: env.A, processEnv: process.env.A, json: structuredCloneMissing(),
+      });
+    };
+    function structuredCloneMissing() { return typeof require === 'undefined' && typeof globalThis.process.exit === 'undefined'; }`);
+    const body = await (await get(fn)).json();
+    assert.deepEqual(body, {
+      href: 'http://fn.test/b?x=1&y=two+words#h',
+      y: 'two words',
+      h: '1, 2',
+      text: 'héllo €',
+      n: 10,
+      uuid: true,
+      b64: 'aGk=',
+      back: 'hi',
+      env: '1',
+      processEnv: '1',
+      json: true,
+    });
+  });
+
+  it('ends the instance OUT_OF_MEMORY at its memory limit', async () => {
+    const fn = await start(`export default () => { const h = []; for (;;) h.push(new Array(1e5).fill(1)); }`);
+    const failed = stateOf(fn.id, 'failed');
+    await assert.rejects(get(fn), (err) => hasCode(err, 'NIMBUS_ERR_OUT_OF_MEMORY'));
+    const event = await failed;
+    assert.ok(event.type === 'state' && /ran out of memory/.test(event.exit!.reason));
+    assert.ok(!runtime.list().includes(fn));
+  });
+
+  it('terminates a busy loop past the timeout and keeps serving other instances', async () => {
+    const spin = await start(`export default () => { for (;;) {} }`, { timeoutMs: 300 });
+    const other = await start(`export default () => 'still here'`);
+    const failed = stateOf(spin.id, 'failed');
+    await assert.rejects(get(spin), (err) => hasCode(err, 'NIMBUS_ERR_TIMEOUT'));
+    const event = await failed;
+    assert.ok(event.type === 'state' && /CPU busy/.test(event.exit!.reason));
+    assert.equal(await (await get(other)).text(), 'still here');
+  });
+
+  it('keeps globals apart between instances', async () => {
+    const code = `globalThis.count ??= 0; export default () => String(++globalThis.count);`;
+    const a = await start(code);
+    const b = await start(code);
+    await get(a);
+    assert.equal(await (await get(a)).text(), '2');
+    assert.equal(await (await get(b)).text(), '1');
+  });
+
+  it('rejects START_FAILED for Lambda-style modules and imports', async () => {
+    await assert.rejects(start(`export const handler = async () => ({ statusCode: 200 })`), /Lambda-style/);
+    await assert.rejects(start(`import x from 'node:fs'; export default () => x`), /bundled module/);
+  });
+
+  it('reports CPU time and heap per instance', async () => {
+    const fn = await start(`export default () => 'x'`);
+    await get(fn);
+    const stats = runtime.stats(fn.id)!;
+    assert.ok(stats.memoryBytes > 0 && stats.cpuMs > 0, JSON.stringify(stats));
+  });
+
+  it('refuses outbound fetch without egress', async () => {
+    const fn = await start(
+      `export default async () => { try { await fetch('http://127.0.0.1:1/'); } catch (e) { return e.message; } }`,
+      {
+        network: 'none',
+      },
+    );
+    assert.match(await (await get(fn)).text(), /network: egress/);
+  });
+});

@@ -1,0 +1,279 @@
+/**
+ * The isolate provider (`runtime: isolate`): every instance is its own V8 isolate (isolated-vm)
+ * inside the Nimbus node process, with a heap limit (the function's `memory`), a per-request
+ * CPU watchdog and termination. Fetch-style functions only. Why in-process and what that means
+ * for isolation: docs/isolate.md.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import ivm from 'isolated-vm';
+import { NimbusError } from '../../core/errors.js';
+import { packageRoot } from '../../core/package-root.js';
+import type { InstanceStats } from '../sandbox/cgroups.js';
+import type { ExitInfo, InstanceSpec, InstanceState, Runtime, RuntimeEvent } from '../types.js';
+import { createBridge } from './host-bridge.js';
+import { createIsolateInstance, type Entry } from './isolate-instance.js';
+
+/** Options of the isolate provider. */
+export interface IsolateRuntimeOptions {
+  /** The built prelude (web surface). Default: dist/isolate/prelude.js in the package. */
+  preludePath?: string;
+  /** Bake the prelude into a V8 startup snapshot shared by all isolates. Default true. */
+  snapshot?: boolean;
+  /** Largest request or outbound-fetch response body, bytes. Default 32 MiB. */
+  bodyLimit?: number;
+  /** How long a request may run past its timeout with the isolate still busy before the isolate is terminated. Default 100 ms. */
+  spinCheckMs?: number;
+}
+
+/** The isolate provider, with what it knows beyond the Runtime contract. */
+export interface IsolateRuntime extends Runtime {
+  /** CPU time of the isolate's JavaScript and its V8 heap (no processes: pids is 0). */
+  stats(id: string): InstanceStats | undefined;
+  /** Ends an instance at once as failed (its isolate disposed), as a crash would. */
+  terminate(id: string, reason: string): void;
+}
+
+const DEFAULT_START_TIMEOUT_MS = 10_000;
+const DEFAULT_GRACE_MS = 2000;
+const DEFAULT_BODY_LIMIT = 32 * 1024 * 1024;
+/** isolated-vm's floor for `memoryLimit`. */
+const MIN_MEMORY_MB = 8;
+
+export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): IsolateRuntime {
+  const preludePath = options.preludePath ?? join(packageRoot(), 'dist', 'isolate', 'prelude.js');
+  let prelude: string | undefined;
+  let snapshot: ivm.ExternalCopy<ArrayBuffer> | undefined | null;
+  const entries = new Map<string, Entry>();
+  const listeners = new Set<(event: RuntimeEvent) => void>();
+  const emit = (event: RuntimeEvent) => {
+    for (const l of listeners) l(event);
+  };
+  const setState = (entry: Entry, state: InstanceState, exit?: ExitInfo) => {
+    entry.state = state;
+    emit({ type: 'state', id: entry.spec.id, state, ...(exit ? { exit } : {}) });
+  };
+
+  /** The prelude, read once; the snapshot, made once (null when V8 refuses: then each isolate runs the prelude). */
+  function preludeSource(): string {
+    if (prelude === undefined) {
+      try {
+        prelude = readFileSync(preludePath, 'utf8');
+      } catch (err) {
+        throw new NimbusError(
+          'NIMBUS_ERR_START_FAILED',
+          `The isolate prelude is missing (${preludePath}): run \`npm run build\``,
+          { cause: err },
+        );
+      }
+    }
+    if (snapshot === undefined) {
+      snapshot = null;
+      if (options.snapshot !== false) {
+        try {
+          // No warm-up script: with one (isolated-vm 5.0.4, Node 20's V8) the request path's
+          // ArrayBuffer copies came out with a stray leading byte. docs/isolate.md.
+          snapshot = ivm.Isolate.createSnapshot([{ code: prelude, filename: 'nimbus:prelude' }]);
+        } catch {
+          snapshot = null;
+        }
+      }
+    }
+    return prelude;
+  }
+
+  /** Ends an instance: disposes its isolate, fails whatever it was serving, reports the state. */
+  function end(entry: Entry, state: 'stopped' | 'failed', reason: string, failure?: NimbusError) {
+    if (entry.ended) return;
+    entry.ended = true;
+    entries.delete(entry.spec.id);
+    entry.bridge.close();
+    const err =
+      failure ??
+      new NimbusError('NIMBUS_ERR_INSTANCE_CRASHED', `Instance ${entry.spec.id} ${reason} while serving the request`);
+    for (const fail of entry.inflight.values()) fail(err);
+    entry.inflight.clear();
+    try {
+      if (!entry.isolate.isDisposed) entry.isolate.dispose();
+    } catch {
+      // Already going: the memory limit disposes an isolate by itself.
+    }
+    setState(entry, state, { code: null, signal: null, reason, expected: state === 'stopped' });
+    for (const resolve of entry.drained.splice(0)) resolve();
+  }
+
+  async function launch(spec: InstanceSpec, signal?: AbortSignal): Promise<Entry> {
+    const source = preludeSource();
+    const code = readFileSync(join(spec.artifactDir, spec.entry ?? 'index.mjs'), 'utf8');
+    const isolate = new ivm.Isolate({
+      memoryLimit: Math.max(MIN_MEMORY_MB, spec.memoryMb),
+      ...(snapshot ? { snapshot } : {}),
+      onCatastrophicError: (message) => {
+        // V8 itself is in trouble (the process is at risk): say so loudly, nothing else to do.
+        console.error(`nimbus: isolate ${spec.id} hit a catastrophic V8 error: ${message}`);
+      },
+    });
+    const context = isolate.createContextSync();
+    if (!snapshot) context.evalSync(source, { filename: 'nimbus:prelude' });
+    const nimbus = context.global.getSync('__nimbus', { reference: true }) as ivm.Reference<Record<string, unknown>>;
+    const fn = (name: string) => nimbus.getSync(name, { reference: true }) as ivm.Reference<(...a: any[]) => any>;
+    const entry: Entry = {
+      spec,
+      state: 'starting',
+      isolate,
+      context,
+      dispatch: fn('dispatch'),
+      settled: fn('settled'),
+      inflight: new Map(),
+      drained: [],
+      ended: false,
+      stopRequested: false,
+      memoryPeakBytes: 0,
+    } as unknown as Entry;
+    const fire = fn('fire');
+    entry.bridge = createBridge({
+      log: (stream, line, requestId) =>
+        emit({ type: 'log', id: spec.id, stream, line, ...(requestId ? { requestId } : {}), time: Date.now() }),
+      fire: (id) => {
+        fire.apply(undefined, [id], { timeout: spec.timeoutMs }).catch((err) => failed(entry, err));
+      },
+      egress: spec.network !== 'none',
+      bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+      fetchTimeoutMs: spec.timeoutMs,
+    });
+    fn('bind').applySync(undefined, [...entry.bridge.args, new ivm.ExternalCopy(spec.env).copyInto()]);
+    context.evalSync('delete globalThis.__nimbus');
+    entry.instance = createIsolateInstance(entry, {
+      bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+      failed,
+      end,
+      spinCheckMs: options.spinCheckMs ?? 100,
+    });
+    entries.set(spec.id, entry);
+    setState(entry, 'starting');
+
+    const timeoutMs = spec.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    const onAbort = () => end(entry, 'stopped', 'stopped while starting');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      // Compiling cannot loop, so it runs on this thread (an async call costs a thread hop);
+      // evaluating runs user code, so it goes to isolated-vm's threads, bounded by the timeout.
+      const module = isolate.compileModuleSync(code, {
+        filename: pathToFileURL(join(spec.artifactDir, spec.entry ?? 'index.mjs')).href,
+      });
+      module.instantiateSync(context, (specifier) => {
+        throw new Error(`import ${JSON.stringify(specifier)}: isolates load one bundled module (deploy bundles it)`);
+      });
+      await module.evaluate({ timeout: timeoutMs });
+      fn('load').applySync(undefined, [module.namespace.derefInto()]);
+    } catch (err) {
+      const why = entry.ended
+        ? 'it was stopped while starting'
+        : isolate.isDisposed || /disposed/.test(String(err))
+          ? `its init ran out of memory (${spec.memoryMb} MB) or time (${timeoutMs} ms)`
+          : /timed out/i.test(String(err))
+            ? `its init did not finish within ${timeoutMs} ms`
+            : (err as Error).message;
+      end(entry, 'failed', `failed to start: ${why}`);
+      entries.delete(spec.id);
+      throw new NimbusError('NIMBUS_ERR_START_FAILED', `Instance ${spec.id} failed to start: ${why}`, { cause: err });
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    setState(entry, 'ready');
+    return entry;
+  }
+
+  /** An error out of the isolate: the memory limit or a termination ends the instance. */
+  function failed(entry: Entry, err: unknown): NimbusError {
+    const message = String((err as Error)?.message ?? err);
+    if (entry.ended)
+      return (
+        entry.endError ??
+        new NimbusError('NIMBUS_ERR_INSTANCE_CRASHED', `Instance ${entry.spec.id} is gone`, { cause: err })
+      );
+    if (/memory limit/.test(message) || entry.isolate.isDisposed) {
+      const oom = new NimbusError(
+        'NIMBUS_ERR_OUT_OF_MEMORY',
+        `Instance ${entry.spec.id} ran out of memory (${entry.spec.memoryMb} MB) while serving the request`,
+        { cause: err },
+      );
+      entry.endError = oom;
+      end(
+        entry,
+        'failed',
+        `ran out of memory: the isolate heap reached its ${entry.spec.memoryMb} MB limit (NIMBUS_ERR_OUT_OF_MEMORY)`,
+        oom,
+      );
+      return oom;
+    }
+    return new NimbusError('NIMBUS_ERR_INSTANCE_CRASHED', `Instance ${entry.spec.id} failed: ${message}`, {
+      cause: err,
+    });
+  }
+
+  async function stop(id: string, stopOptions: { graceMs?: number } = {}): Promise<void> {
+    const entry = entries.get(id);
+    if (!entry) return;
+    entry.stopping ??= (async () => {
+      entry.stopRequested = true;
+      if (entry.state === 'ready') setState(entry, 'stopping');
+      const grace = stopOptions.graceMs ?? DEFAULT_GRACE_MS;
+      let timer: NodeJS.Timeout | undefined;
+      const drained = (async () => {
+        if (entry.inflight.size > 0) await new Promise<void>((resolve) => entry.drained.push(resolve));
+        // ctx.waitUntil work gets the rest of the grace period.
+        if (!entry.ended) await entry.settled.apply(undefined, [], { result: { promise: true } }).catch(() => {});
+      })();
+      await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, grace)))]);
+      clearTimeout(timer);
+      end(entry, 'stopped', 'stopped');
+    })();
+    return entry.stopping;
+  }
+
+  return {
+    name: 'isolate',
+    async start(spec, startOptions = {}) {
+      if (spec.kind !== 'isolate')
+        throw new NimbusError('NIMBUS_ERR_START_FAILED', `The isolate runtime cannot run ${spec.kind} instances`);
+      if (startOptions.signal?.aborted)
+        throw new NimbusError('NIMBUS_ERR_START_FAILED', 'The start was aborted', {
+          cause: startOptions.signal.reason,
+        });
+      const entry = await launch(spec, startOptions.signal);
+      return entry.instance;
+    },
+    stop,
+    list: () => [...entries.values()].map((e) => e.instance),
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    stats(id) {
+      const entry = entries.get(id);
+      if (!entry || entry.isolate.isDisposed) return undefined;
+      try {
+        const heap = entry.isolate.getHeapStatisticsSync();
+        const memoryBytes = heap.used_heap_size + heap.externally_allocated_size;
+        entry.memoryPeakBytes = Math.max(entry.memoryPeakBytes, memoryBytes);
+        return {
+          cpuMs: Number(entry.isolate.cpuTime) / 1e6,
+          memoryBytes,
+          memoryPeakBytes: entry.memoryPeakBytes,
+          pids: 0,
+        };
+      } catch {
+        return undefined;
+      }
+    },
+    terminate(id, reason) {
+      const entry = entries.get(id);
+      if (entry) end(entry, 'failed', reason);
+    },
+    async close() {
+      await Promise.all([...entries.keys()].map((id) => stop(id, { graceMs: 0 })));
+    },
+  };
+}
