@@ -262,7 +262,18 @@ describe('nimbus CLI against the API contract', () => {
   it('resolves serve flags and env into the hook options', async () => {
     let got: unknown;
     const code = await runCli(
-      ['serve', '--port', '0', '--no-examples', '--max-body', '1024', '--require-sandbox', '--no-metrics'],
+      [
+        'serve',
+        '--port',
+        '0',
+        '--no-examples',
+        '--max-body',
+        '1024',
+        '--require-sandbox',
+        '--no-metrics',
+        '--pool-size',
+        '0',
+      ],
       {
         serve: async (options) => {
           got = options;
@@ -279,6 +290,7 @@ describe('nimbus CLI against the API contract', () => {
       requireSandbox: true,
       maxBodyBytes: 1024,
       metrics: false,
+      poolSize: 0,
     });
     await runCli(['serve'], {
       serve: async (o) => {

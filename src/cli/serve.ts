@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { CliContext } from './context.js';
 import { CliError } from './errors.js';
-import { parseDuration, parsePort, parsePositiveInt } from './options.js';
+import { parseDuration, parseNonNegativeInt, parsePort, parsePositiveInt } from './options.js';
 
 /** What `nimbus serve` resolves its flags and environment to. */
 export interface ServeOptions {
@@ -21,6 +21,8 @@ export interface ServeOptions {
   otlpEndpoint?: string;
   /** Log retention (--log-max-age, --log-max-records, --log-max-mb). */
   logRetention?: { maxAgeMs?: number; maxRecordsPerFunction?: number; maxBytes?: number };
+  /** Warm pool cells per shape (--pool-size); 0 disables it. Unset: the runtime's default. */
+  poolSize?: number;
 }
 
 /** Starts the node; resolves when it has shut down. Supplied by the composition root (src/cmd). */
@@ -37,6 +39,11 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
     .option('--no-examples', 'do not deploy the bundled examples on first start')
     .option('--require-sandbox', 'refuse to start unless instances can be sandboxed (bubblewrap and cgroup limits)')
     .option('--no-metrics', 'skip per-request Prometheus metrics and usage metering')
+    .option(
+      '--pool-size <n>',
+      'warm pre-started sandboxed processes kept for node cold starts, per memory size (default 2 when sandboxed; 0 off)',
+      parseNonNegativeInt,
+    )
     .option('--nats-url <url>', 'NATS server for nats:SUBJECT async destinations (env NIMBUS_NATS_URL)')
     .option('--otlp-endpoint <url>', 'export traces over OTLP/HTTP to this receiver (env OTEL_EXPORTER_OTLP_ENDPOINT)')
     .option('--log-max-age <duration>', 'drop log records older than this, e.g. 12h, 7d (default 7d)', parseDuration)
@@ -56,6 +63,7 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
         logMaxAge?: number;
         logMaxRecords?: number;
         logMaxMb?: number;
+        poolSize?: number;
       }) => {
         const envPort = ctx.env.NIMBUS_PORT;
         let port = opts.port;
@@ -86,6 +94,7 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
         };
         if (Object.keys(retention).length > 0) options.logRetention = retention;
         if (opts.maxBody !== undefined) options.maxBodyBytes = opts.maxBody;
+        if (opts.poolSize !== undefined) options.poolSize = opts.poolSize;
         if (!serve) throw new CliError('serve is not available in this build');
         await serve(options);
       },
