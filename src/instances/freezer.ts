@@ -36,3 +36,25 @@ export async function thawed(runtime: Runtime, slot: Freezable): Promise<void> {
   slot.frozen = false;
   slot.transition = undefined;
 }
+
+/** What `freezeIdle` looks at of a slot. */
+export interface FreezeCandidate extends Freezable {
+  state: string;
+  inFlight: number;
+  lastUsedAt: number;
+}
+
+/** Freezes every ready slot with nothing in flight and unused for `afterMs` (0: never). */
+export function freezeIdle(runtime: Runtime, slots: Iterable<FreezeCandidate>, now: number, afterMs: number): void {
+  if (!runtime.freeze || afterMs <= 0) return;
+  for (const slot of slots) {
+    if (
+      slot.state === 'ready' &&
+      slot.inFlight === 0 &&
+      !slot.frozen &&
+      !slot.transition &&
+      now - slot.lastUsedAt >= afterMs
+    )
+      freeze(runtime, slot);
+  }
+}

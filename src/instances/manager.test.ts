@@ -3,9 +3,11 @@ import { describe, it } from 'node:test';
 import { createMemoryRuntime } from '../../test/support/memory-runtime.js';
 import { createManualClock } from '../core/clock.js';
 import { hasCode, NimbusError } from '../core/errors.js';
-import { createInstanceManager } from './manager.js';
-import { instancesToReap, instancesToStart, restartBackoffMs } from './scaling.js';
-import type { RevisionPlan } from './types.js';
+import { createInstanceManager, type InstanceManager } from './manager.js';
+import { instancesToDrain, restartBackoffMs, type ScaleView } from './scaling.js';
+import type { Lease, RevisionPlan } from './types.js';
+
+type ManualClock = ReturnType<typeof createManualClock>;
 
 const settle = () => new Promise((r) => setImmediate(r));
 
@@ -38,34 +40,42 @@ function gatedRuntime() {
   return { runtime, gates };
 }
 
-describe('scaling decisions', () => {
-  it('starts enough instances for in-flight plus held requests, within min and max', () => {
-    assert.equal(
-      instancesToStart({ ready: 0, starting: 0, inFlight: 0, waiting: 1, concurrency: 10, min: 0, max: 5 }),
-      1,
-    );
-    assert.equal(
-      instancesToStart({ ready: 1, starting: 0, inFlight: 10, waiting: 25, concurrency: 10, min: 0, max: 3 }),
-      2,
-    );
-    assert.equal(
-      instancesToStart({ ready: 0, starting: 0, inFlight: 0, waiting: 0, concurrency: 10, min: 2, max: 5 }),
-      2,
-    );
-    assert.equal(
-      instancesToStart({ ready: 2, starting: 1, inFlight: 5, waiting: 0, concurrency: 10, min: 0, max: 5 }),
-      0,
-    );
-  });
-  it('reaps the longest-idle instances first and never below min', () => {
+/** `n` requests at once on a revision at zero; the first tick sizes the revision for them. */
+async function burst(manager: InstanceManager, clock: ManualClock, p: RevisionPlan, n: number): Promise<Lease[]> {
+  const pending = Array.from({ length: n }, () => manager.acquire(p));
+  await settle();
+  clock.advance(1000);
+  await settle();
+  return Promise.all(pending);
+}
+
+function groupByInstance(leases: Lease[]): Map<string, Lease[]> {
+  const out = new Map<string, Lease[]>();
+  for (const l of leases) out.set(l.instance.id, [...(out.get(l.instance.id) ?? []), l]);
+  return out;
+}
+
+/** Ticks (up to a minute) until the autoscaler wants `n` instances. */
+async function untilDesired(manager: InstanceManager, clock: ManualClock, n: number): Promise<ScaleView> {
+  for (let i = 0; i < 60; i++) {
+    const view = manager.scale('fn')[0]!;
+    if (view.desired === n) return view;
+    clock.advance(1000);
+    await settle();
+  }
+  return manager.scale('fn')[0]!;
+}
+
+describe('actuator choices', () => {
+  it('drains the instances that finish soonest: fewest in flight, frozen first, longest unused', () => {
     const c = [
-      { id: 'a', inFlight: 0, lastUsedAt: 0 },
-      { id: 'b', inFlight: 0, lastUsedAt: 500 },
-      { id: 'c', inFlight: 1, lastUsedAt: 0 },
+      { id: 'busy', inFlight: 3, lastUsedAt: 0 },
+      { id: 'recent', inFlight: 0, lastUsedAt: 900 },
+      { id: 'old', inFlight: 0, lastUsedAt: 100 },
+      { id: 'frozen', inFlight: 0, frozen: true, lastUsedAt: 950 },
     ];
-    assert.deepEqual(instancesToReap(c, 3, 1, 1000, 2000), ['a', 'b']);
-    assert.deepEqual(instancesToReap(c, 3, 2, 1000, 2000), ['a']);
-    assert.deepEqual(instancesToReap(c, 3, 0, 1000, 1200), ['a']);
+    assert.deepEqual(instancesToDrain(c, 3), ['frozen', 'old', 'recent']);
+    assert.deepEqual(instancesToDrain(c, 0), []);
   });
   it('backs off exponentially up to a minute', () => {
     assert.deepEqual([0, 1, 2, 3, 10].map(restartBackoffMs), [0, 1000, 2000, 4000, 60_000]);
@@ -78,7 +88,8 @@ describe('instance manager', () => {
     const { runtime, gates } = gatedRuntime();
     const manager = createInstanceManager({ runtime, clock });
     let leased = false;
-    const pending = manager.acquire(plan()).then((l) => {
+    // Concurrency 10 at 70%: one request wants one instance (with concurrency 1 it would want two).
+    const pending = manager.acquire(plan({ concurrency: 10 })).then((l) => {
       leased = true;
       return l;
     });
@@ -89,14 +100,14 @@ describe('instance manager', () => {
     const lease = await pending;
     assert.equal(lease.cold, true);
     lease.release();
-    const warm = await manager.acquire(plan());
+    const warm = await manager.acquire(plan({ concurrency: 10 }));
     assert.equal(warm.cold, false);
     assert.equal(runtime.started(), 1);
     warm.release();
     await manager.close();
   });
 
-  it('starts another instance when every slot is busy, up to scale.max, and serves held requests in order', async () => {
+  it('scales from zero at once, adds instances at the next tick for a burst, and serves held requests in order', async () => {
     const clock = createManualClock();
     const { runtime, gates } = gatedRuntime();
     const manager = createInstanceManager({ runtime, clock });
@@ -109,7 +120,12 @@ describe('instance manager', () => {
       }),
     );
     await settle();
-    assert.equal(runtime.started(), 2, 'ceil(6 / 2) = 3 wanted, but max is 2');
+    assert.equal(runtime.started(), 1, 'the first request pokes the autoscaler: one instance for one request');
+    assert.equal(manager.scale('fn')[0]!.queue.length, 6);
+    clock.advance(1000);
+    await settle();
+    assert.equal(runtime.started(), 2, '6 held / (2 x 70%) = 5 wanted at the tick, but max is 2');
+    assert.equal(manager.scale('fn')[0]!.panic, true);
     for (const g of gates) g.resolve();
     await settle();
     assert.deepEqual(order, [0, 1, 2, 3]);
@@ -125,23 +141,72 @@ describe('instance manager', () => {
     await manager.close();
   });
 
-  it('scales to zero after the idle timeout, but never stops an instance with a request in flight', async () => {
+  it('drains the surplus as load falls: a drained instance finishes its request before it stops', async () => {
     const clock = createManualClock();
     const runtime = createMemoryRuntime();
-    const manager = createInstanceManager({ runtime, clock });
-    const p = plan({ concurrency: 1, idleTimeout: 30 });
-    const [a, b] = await Promise.all([manager.acquire(p), manager.acquire(p)]);
-    a!.release();
-    clock.advance(31_000);
+    const manager = createInstanceManager({ runtime, clock, freezeAfterMs: 0 });
+    const p = plan({ concurrency: 10, targetUtilization: 1, window: 6, idleTimeout: 30 });
+    const leases = await burst(manager, clock, p, 21);
+    const byInstance = groupByInstance(leases);
+    assert.equal(byInstance.size, 3, '21 in flight / 10 per instance');
+    // Keep one request in flight on each instance.
+    for (const group of byInstance.values()) for (const l of group.slice(1)) l.release();
+    const kept = [...byInstance.values()].map((g) => g[0]!);
+    const view = await untilDesired(manager, clock, 1);
+    assert.equal(view.desired, 1, '3 in flight / 10 per instance, once panic is over');
+    assert.equal(view.panic, false);
+    const states = manager.instances('fn').map((i) => i.state);
+    assert.deepEqual(states.sort(), ['busy', 'draining', 'draining']);
+    assert.equal(runtime.list().length, 3, 'nothing stopped while its request runs');
+    const draining = manager.instances('fn').filter((i) => i.state === 'draining');
+    const next = await manager.acquire(p);
+    assert.ok(!draining.some((d) => d.id === next.instance.id), 'a draining instance takes no new request');
+    next.release();
+    for (const l of kept) if (draining.some((d) => d.id === l.instance.id)) l.release();
     await settle();
-    assert.equal(manager.instances('fn').length, 1, 'the idle one stopped, the busy one stayed');
-    clock.advance(120_000);
-    await settle();
-    assert.equal(manager.instances('fn').length, 1, 'still busy: never stopped');
-    b!.release();
-    clock.advance(31_000);
+    assert.equal(runtime.list().length, 1);
+    assert.match(manager.ended('fn')[0]!.reason, /scaled down/);
+    for (const l of kept) l.release();
+    // Idle for idleTimeout (30 s): down to zero.
+    for (let i = 0; i < 32; i++) clock.advance(1000);
     await settle();
     assert.equal(manager.instances('fn').length, 0);
+    await manager.close();
+  });
+
+  it('stops a drained instance whose request outlives the function timeout', async () => {
+    const clock = createManualClock();
+    const runtime = createMemoryRuntime();
+    const manager = createInstanceManager({ runtime, clock, freezeAfterMs: 0 });
+    const p = plan({ concurrency: 10, targetUtilization: 1, window: 6, idleTimeout: 300 });
+    const leases = await burst(manager, clock, p, 11);
+    const [a, b] = [...groupByInstance(leases).values()];
+    for (const l of [...a!.slice(1), ...b!.slice(1)]) l.release();
+    await untilDesired(manager, clock, 1);
+    const [draining] = manager.instances('fn').filter((i) => i.state === 'draining');
+    assert.ok(draining, 'one of the two drained, its request still running');
+    clock.advance(2000); // timeoutMs (1000) + 1 s
+    await settle();
+    assert.equal(runtime.list().length, 1);
+    assert.match(manager.ended('fn')[0]!.reason, /outlived the timeout/);
+    a![0]!.release();
+    b![0]!.release();
+    await manager.close();
+  });
+
+  it('adds extra demand (async queue depth) to what the autoscaler sees', async () => {
+    const clock = createManualClock();
+    const runtime = createMemoryRuntime();
+    const manager = createInstanceManager({ runtime, clock, extraDemand: () => 14 });
+    const p = plan({ concurrency: 10 });
+    manager.ensureMin(p);
+    assert.equal(runtime.started(), 0, 'initial defaults to min (0)');
+    (await manager.acquire(p)).release();
+    clock.advance(1000);
+    await settle();
+    const view = manager.scale('fn')[0]!;
+    assert.equal(view.observed.extraDemand, 14);
+    assert.equal(view.desired, 2, '(~0 in flight + 14) / 7 per instance');
     await manager.close();
   });
 
@@ -167,18 +232,18 @@ describe('instance manager', () => {
     const clock = createManualClock();
     const { runtime, gates } = gatedRuntime();
     const manager = createInstanceManager({ runtime, clock });
-    const held = manager.acquire(plan());
+    const held = manager.acquire(plan({ concurrency: 10 }));
     await settle();
     gates[0]!.reject(new Error('boom at init'));
     await assert.rejects(
       held,
       (e) => hasCode(e, 'NIMBUS_ERR_START_FAILED') && /boom at init/.test((e as Error).message),
     );
-    await assert.rejects(manager.acquire(plan()), (e) => hasCode(e, 'NIMBUS_ERR_START_FAILED'));
+    await assert.rejects(manager.acquire(plan({ concurrency: 10 })), (e) => hasCode(e, 'NIMBUS_ERR_START_FAILED'));
     assert.equal(runtime.started(), 1, 'no start while backing off');
     assert.match(manager.startError('fn/r1') ?? '', /boom at init/);
     clock.advance(1000);
-    const retry = manager.acquire(plan());
+    const retry = manager.acquire(plan({ concurrency: 10 }));
     await settle();
     assert.equal(runtime.started(), 2);
     gates[1]!.resolve();
@@ -212,7 +277,10 @@ describe('instance manager', () => {
     await assert.rejects(waiting, /deadline/);
     lease.release({ recycle: true });
     await settle();
-    assert.equal(runtime.list().length, 0);
+    assert.ok(!runtime.list().some((i) => i.id === lease.instance.id), 'the recycled instance stopped');
+    assert.match(manager.ended('fn')[0]!.reason, /recycled after a timeout/);
+    // The autoscaler still wants one instance until its next decision: a fresh one replaces it.
+    assert.equal(runtime.list().length, 1);
     await manager.close();
   });
 
@@ -220,7 +288,7 @@ describe('instance manager', () => {
     const clock = createManualClock();
     const runtime = createMemoryRuntime();
     const manager = createInstanceManager({ runtime, clock, freezeAfterMs: 2000 });
-    const first = await manager.acquire(plan());
+    const first = await manager.acquire(plan({ concurrency: 10 }));
     first.release();
     clock.advance(1000);
     await settle();
@@ -228,7 +296,7 @@ describe('instance manager', () => {
     clock.advance(2000);
     await settle();
     assert.equal(manager.instances('fn')[0]!.state, 'frozen');
-    const lease = await manager.acquire(plan());
+    const lease = await manager.acquire(plan({ concurrency: 10 }));
     const res = await lease.instance.fetch(new Request('http://x/'));
     assert.equal(await res.text(), 'ok', 'the memory runtime refuses fetches to a frozen instance');
     assert.equal(manager.instances('fn')[0]!.state, 'busy');

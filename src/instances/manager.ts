@@ -2,15 +2,21 @@ import type { Clock } from '../core/clock.js';
 import { NimbusError } from '../core/errors.js';
 import type { Runtime } from '../runtime/types.js';
 import { RevisionPool } from './revision-pool.js';
+import type { ScaleView } from './scaling.js';
 import type { EndedInstanceInfo, InstanceInfo, InstanceLogRecord, Lease, RevisionPlan } from './types.js';
 
 export interface InstanceManagerOptions {
   runtime: Runtime;
   clock: Clock;
-  /** Requests one revision may hold while waiting for a slot. Default 1000. */
+  /** Requests one revision may hold while waiting for a slot, unless its `scale.maxQueue` says. Default 1000. */
   maxQueuePerRevision?: number;
-  /** How often idle instances are looked for. Default 1000 ms. */
+  /** How often the autoscaler samples and decides (and idle instances are frozen). Default 1000 ms. */
   reapIntervalMs?: number;
+  /**
+   * Demand for a revision from outside the gateway, in its metric's units (e.g. async jobs queued
+   * for it), asked at every tick and added to what the autoscaler observes. Default none.
+   */
+  extraDemand?: (plan: RevisionPlan) => number;
   /** Idle time after which instances are frozen, when the runtime supports it. Default 5000 ms; 0 never. */
   freezeAfterMs?: number;
   /** Every instance log line and platform note about an instance. */
@@ -45,6 +51,8 @@ export interface InstanceManager {
   startError(key: string): string | undefined;
   /** Requests held waiting for a slot, per function. */
   waiting(): Map<string, number>;
+  /** The autoscaler's view of each live revision (of one function, when named). */
+  scale(functionName?: string): ScaleView[];
   /** Stops everything. */
   close(): Promise<void>;
 }
@@ -97,7 +105,7 @@ export function createInstanceManager(options: InstanceManagerOptions): Instance
   const scheduleReap = () => {
     cancelReap = clock.setTimer(() => {
       const now = clock.now();
-      for (const pool of pools.values()) pool.reap(now);
+      for (const pool of pools.values()) pool.tick(now, options.extraDemand?.(pool.plan) ?? 0);
       if (!closed) scheduleReap();
     }, reapEvery);
   };
@@ -131,6 +139,12 @@ export function createInstanceManager(options: InstanceManagerOptions): Instance
     waiting() {
       const out = new Map<string, number>();
       for (const pool of pools.values()) out.set(pool.plan.function, (out.get(pool.plan.function) ?? 0) + pool.waiting);
+      return out;
+    },
+    scale(functionName) {
+      const out: ScaleView[] = [];
+      for (const pool of pools.values())
+        if (!functionName || pool.plan.function === functionName) out.push(pool.scaleView());
       return out;
     },
     startError(key) {

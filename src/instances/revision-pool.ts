@@ -2,8 +2,9 @@ import type { Clock } from '../core/clock.js';
 import { NimbusError, toNimbusError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { ExitInfo, Instance, Runtime } from '../runtime/types.js';
-import { type Freezable, freeze, thawed } from './freezer.js';
-import { instancesToReap, instancesToStart, restartBackoffMs } from './scaling.js';
+import { HeldRequests } from './activator.js';
+import { type Freezable, freezeIdle, thawed } from './freezer.js';
+import { instancesToDrain, RevisionAutoscaler, restartBackoffMs, type ScaleView } from './scaling.js';
 import type { EndedInstanceInfo, InstanceInfo, InstanceLogRecord, Lease, RevisionPlan, SlotState } from './types.js';
 
 /** Ended instances remembered per revision. */
@@ -21,18 +22,14 @@ interface Slot extends Freezable {
   startedAt: number;
   readyAt?: number;
   lastUsedAt: number;
-}
-
-interface Waiter {
-  resolve(lease: Lease): void;
-  reject(err: unknown): void;
-  cleanup(): void;
+  /** Set while drained by a scale-down: stops it if requests outlive the function's timeout. */
+  cancelDrain?: () => void;
 }
 
 export interface PoolDeps {
   runtime: Runtime;
   clock: Clock;
-  /** Requests a revision may hold while waiting for a slot; past it, 503. */
+  /** Requests a revision may hold while waiting for a slot, unless `scale.maxQueue` says; past it, 503. */
   maxQueue: number;
   /** Idle time after which an instance is frozen (when the runtime can); 0 never freezes. */
   freezeAfterMs: number;
@@ -44,24 +41,32 @@ export interface PoolDeps {
 }
 
 /**
- * The instances of one revision and the requests waiting for them. Requests take a slot on the
- * least-loaded ready instance; when none is free they are held (never dropped) and instances are
- * started up to `scale.max`. Idle instances above `scale.min` are stopped after `idleTimeout`.
+ * The instances of one revision and the requests waiting for them: the autoscaler's actuator and
+ * the activator. Requests take a slot on the least-loaded ready instance; when none is free they
+ * are held in arrival order, up to the queue bound (then NIMBUS_ERR_OVERLOADED, 503). Each tick
+ * the revision's autoscaler decides how many instances are wanted; the pool starts that many, or
+ * drains the surplus: a drained instance takes no new request and stops once its requests are
+ * done (at the latest after the function's timeout).
  */
 export class RevisionPool {
   readonly plan: RevisionPlan;
   #deps: PoolDeps;
   #slots = new Map<string, Slot>();
-  #waiters: Waiter[] = [];
+  #held: HeldRequests<Lease>;
   #retired = false;
   #startFailures = 0;
   #cancelRetry?: () => void;
   #lastStartError?: NimbusError;
   #ended: EndedInstanceInfo[] = [];
+  #autoscaler: RevisionAutoscaler;
+  /** Requests holding a lease now. */
+  #active = 0;
 
   constructor(plan: RevisionPlan, deps: PoolDeps) {
     this.plan = plan;
     this.#deps = deps;
+    this.#autoscaler = new RevisionAutoscaler(plan, deps.clock.now());
+    this.#held = new HeldRequests(plan.scale.maxQueue ?? deps.maxQueue, () => this.#observe());
   }
 
   acquire(signal?: AbortSignal): Promise<Lease> {
@@ -69,63 +74,44 @@ export class RevisionPool {
       return Promise.reject(
         new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function ${this.plan.function} was removed`),
       );
+    this.#autoscaler.collector.request(this.#deps.clock.now());
     const slot = this.#pickReady();
-    if (slot && this.#waiters.length === 0) return this.#leaseReady(slot, false);
+    if (slot && this.#held.length === 0) return this.#leaseReady(slot, false);
     if (this.#cancelRetry && this.#lastStartError && !this.#hasLive()) {
       // Crash loop: fail fast with the start error instead of holding callers through the backoff.
       return Promise.reject(this.#lastStartError);
     }
-    if (this.#waiters.length >= this.#deps.maxQueue) {
+    if (this.#held.full) {
       return Promise.reject(
         new NimbusError(
           'NIMBUS_ERR_OVERLOADED',
-          `Function ${this.plan.function} is overloaded: ${this.#waiters.length} requests already waiting`,
+          `Function ${this.plan.function} is overloaded: ${this.#held.length} requests already waiting`,
         ),
       );
     }
-    return new Promise<Lease>((resolve, reject) => {
-      const onAbort = () => {
-        const i = this.#waiters.indexOf(waiter);
-        if (i >= 0) this.#waiters.splice(i, 1);
-        reject(signal?.reason ?? new NimbusError('NIMBUS_ERR_TIMEOUT', 'Gave up waiting for an instance'));
-      };
-      const waiter: Waiter = { resolve, reject, cleanup: () => signal?.removeEventListener('abort', onAbort) };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#waiters.push(waiter);
-      this.#dispatch();
-      this.#scale();
-    });
+    const lease = this.#held.hold(signal);
+    this.#dispatch();
+    // Scale from zero at once (Knative's activator pokes the autoscaler the same way); a burst
+    // above the spare capacity waits for the next tick, when the panic window sees it.
+    if (!this.#hasLive()) this.#decide(this.#deps.clock.now(), 0);
+    else this.#actuate(this.#autoscaler.desired);
+    return lease;
   }
 
-  /** Starts instances until `scale.min` are live (respecting the crash backoff). */
+  /** Starts the revision's `scale.initial` (at least `min`) instances, respecting the crash backoff. */
   ensureMin(): void {
-    this.#scale();
+    this.#actuate(this.#autoscaler.desired);
   }
 
-  /** Stops idle instances past their idle timeout. */
-  reap(now: number): void {
-    const live = [...this.#slots.values()].filter((s) => s.state === 'ready' || s.state === 'starting');
-    const ids = instancesToReap(
-      live.filter((s) => s.state === 'ready'),
-      live.length,
-      this.#retired ? 0 : this.plan.scale.min,
-      this.plan.scale.idleTimeout * 1000,
-      now,
-    );
-    for (const id of ids) this.#stop(this.#slots.get(id)!, 'idle timeout');
-    const { runtime, freezeAfterMs } = this.#deps;
-    if (!runtime.freeze || freezeAfterMs <= 0) return;
-    for (const slot of this.#slots.values()) {
-      if (
-        slot.state === 'ready' &&
-        slot.inFlight === 0 &&
-        !slot.frozen &&
-        !slot.transition &&
-        now - slot.lastUsedAt >= freezeAfterMs
-      ) {
-        freeze(this.#deps.runtime, slot);
-      }
-    }
+  /**
+   * Once a second: closes the collector's sample, runs the decider and acts on it, and freezes
+   * instances idle past freezeAfterMs. `extraDemand`: demand from elsewhere (async queue depth),
+   * in the metric's units.
+   */
+  tick(now: number, extraDemand = 0): void {
+    this.#autoscaler.collector.tick(now, this.#hasLive() || this.#counts().draining > 0);
+    if (!this.#retired) this.#decide(now, extraDemand);
+    freezeIdle(this.#deps.runtime, this.#slots.values(), now, this.#deps.freezeAfterMs);
   }
 
   /**
@@ -135,9 +121,9 @@ export class RevisionPool {
   async retire(reject?: NimbusError): Promise<void> {
     this.#retired = true;
     this.#cancelRetry?.();
-    if (reject) for (const w of this.#waiters.splice(0)) this.#fail(w, reject);
+    if (reject) this.#held.failAll(reject);
     // Held requests (when not rejected) are still served by this revision's instances.
-    if (this.#waiters.length === 0) {
+    if (this.#held.length === 0) {
       for (const slot of this.#slots.values()) {
         if (slot.state === 'ready') this.#setState(slot, 'draining');
         if (slot.state === 'draining' && slot.inFlight === 0) this.#stop(slot, 'revision retired');
@@ -147,11 +133,20 @@ export class RevisionPool {
   }
 
   get idle(): boolean {
-    return this.#slots.size === 0 && this.#waiters.length === 0;
+    return this.#slots.size === 0 && this.#held.length === 0;
   }
 
   get waiting(): number {
-    return this.#waiters.length;
+    return this.#held.length;
+  }
+
+  /** The autoscaler's view: desired and actual instances, panic, observed load, the queue. */
+  scaleView(): ScaleView {
+    return this.#autoscaler.view(this.plan, this.#deps.clock.now(), {
+      ...this.#counts(),
+      queue: this.#held.length,
+      queueLimit: this.#held.limit,
+    });
   }
 
   info(): InstanceInfo[] {
@@ -199,7 +194,7 @@ export class RevisionPool {
       });
     }
     this.#notifyEmpty();
-    if (!this.#retired) this.#scale();
+    if (!this.#retired) this.#actuate(this.#autoscaler.desired);
   }
 
   #hasLive(): boolean {
@@ -227,6 +222,8 @@ export class RevisionPool {
   #lease(slot: Slot, cold: boolean): Lease {
     slot.inFlight++;
     slot.requests++;
+    this.#active++;
+    this.#observe();
     let released = false;
     return {
       instance: slot.instance!,
@@ -235,48 +232,94 @@ export class RevisionPool {
         if (released) return;
         released = true;
         slot.inFlight--;
+        this.#active--;
         slot.lastUsedAt = this.#deps.clock.now();
-        if (options?.recycle && slot.state === 'ready') this.#setState(slot, 'draining');
+        if (options?.recycle && (slot.state === 'ready' || slot.cancelDrain)) {
+          slot.cancelDrain?.();
+          slot.cancelDrain = undefined;
+          slot.stopReason = 'recycled after a timeout';
+          this.#setState(slot, 'draining');
+        }
         this.#dispatch();
+        this.#observe();
         if (slot.inFlight > 0) return;
         if (slot.state === 'draining')
-          this.#stop(slot, this.#retired ? 'revision retired' : 'recycled after a timeout');
-        else if (this.#retired && this.#waiters.length === 0) this.#stop(slot, 'revision retired');
+          this.#stop(slot, this.#retired ? 'revision retired' : (slot.stopReason ?? 'recycled after a timeout'));
+        else if (this.#retired && this.#held.length === 0) this.#stop(slot, 'revision retired');
       },
     };
   }
 
   /** Hands free slots to held requests, in arrival order. */
   #dispatch(): void {
-    while (this.#waiters.length > 0) {
+    while (this.#held.length > 0) {
       const slot = this.#pickReady();
       if (!slot) return;
-      const waiter = this.#waiters.shift()!;
-      waiter.cleanup();
+      const waiter = this.#held.next()!;
       this.#leaseReady(slot, true).then(waiter.resolve, waiter.reject);
     }
   }
 
-  #scale(): void {
-    if (this.#retired || this.#cancelRetry) return;
-    let ready = 0;
-    let starting = 0;
-    let inFlight = 0;
-    for (const s of this.#slots.values()) {
-      if (s.state === 'ready') ready++;
-      else if (s.state === 'starting') starting++;
-      if (s.state === 'ready' || s.state === 'draining') inFlight += s.inFlight;
+  /** Concurrency seen by the autoscaler: requests in instances plus held ones. */
+  #observe(): void {
+    this.#autoscaler.collector.set(this.#deps.clock.now(), this.#active + this.#held.length);
+  }
+
+  #counts(): { ready: number; starting: number; draining: number } {
+    const n = { ready: 0, starting: 0, draining: 0 };
+    for (const s of this.#slots.values()) if (s.state !== 'stopping') n[s.state]++;
+    return n;
+  }
+
+  #decide(now: number, extraDemand: number): void {
+    const { ready, starting } = this.#counts();
+    this.#actuate(this.#autoscaler.decide(now, ready, starting, extraDemand).desired, true);
+  }
+
+  /**
+   * Starts instances until `desired` are live (ready or starting); with `down`, drains the
+   * surplus. Only a decision scales down: the other callers (a crash, a held request) only fill up.
+   */
+  #actuate(desired: number, down = false): void {
+    if (this.#retired) return;
+    // The activator's promise: a held request always has an instance on its way.
+    const want = this.#held.length > 0 ? Math.max(1, desired) : desired;
+    const { ready, starting } = this.#counts();
+    let missing = want - ready - starting;
+    if (missing > 0) {
+      // Taking back an instance being drained is cheaper than starting one.
+      for (const slot of this.#slots.values()) {
+        if (missing === 0) break;
+        if (slot.state !== 'draining' || !slot.cancelDrain) continue;
+        slot.cancelDrain();
+        slot.cancelDrain = undefined;
+        slot.stopReason = undefined;
+        this.#setState(slot, 'ready');
+        missing--;
+      }
+      this.#dispatch();
+      if (!this.#cancelRetry) for (let i = 0; i < missing; i++) this.#start();
+      return;
     }
-    const n = instancesToStart({
-      ready,
-      starting,
-      inFlight,
-      waiting: this.#waiters.length,
-      concurrency: this.plan.concurrency,
-      min: this.plan.scale.min,
-      max: this.plan.scale.max,
-    });
-    for (let i = 0; i < n; i++) this.#start();
+    if (!down) return;
+    const readySlots = [...this.#slots.values()].filter((s) => s.state === 'ready');
+    for (const id of instancesToDrain(readySlots, Math.min(-missing, readySlots.length)))
+      this.#drain(this.#slots.get(id)!);
+  }
+
+  /** Takes `slot` out of rotation; it stops once its requests finish, or after the function's timeout. */
+  #drain(slot: Slot): void {
+    this.#setState(slot, 'draining');
+    slot.stopReason = 'scaled down';
+    if (slot.inFlight === 0) {
+      this.#stop(slot, 'scaled down');
+      return;
+    }
+    // Requests are aborted by the gateway at their deadline; this is the backstop.
+    const cancel = this.#deps.clock.setTimer(() => {
+      if (slot.state === 'draining') this.#stop(slot, 'scaled down; requests outlived the timeout');
+    }, this.plan.spec.timeoutMs + 1000);
+    slot.cancelDrain = cancel;
   }
 
   #start(): void {
@@ -342,14 +385,14 @@ export class RevisionPool {
     });
     // Held requests fail fast when nothing else could serve them: a broken revision must not
     // hold callers until their timeout.
-    if (!this.#hasLive()) for (const w of this.#waiters.splice(0)) this.#fail(w, err);
+    if (!this.#hasLive()) this.#held.failAll(err);
     this.#notifyEmpty();
     if (this.#retired) return;
     // Crash-looping revisions back off exponentially instead of spinning the node.
     const delay = restartBackoffMs(this.#startFailures);
     this.#cancelRetry = this.#deps.clock.setTimer(() => {
       this.#cancelRetry = undefined;
-      this.#scale();
+      this.#actuate(this.#autoscaler.desired);
     }, delay);
   }
 
@@ -360,6 +403,8 @@ export class RevisionPool {
 
   #stop(slot: Slot, why: string): void {
     if (slot.state === 'stopping') return;
+    slot.cancelDrain?.();
+    slot.cancelDrain = undefined;
     this.#setState(slot, 'stopping');
     slot.stopReason = why;
     this.#deps.log({
@@ -369,11 +414,6 @@ export class RevisionPool {
       line: `stopping instance ${slot.id}: ${why}`,
     });
     this.#deps.runtime.stop(slot.id).finally(() => this.onExit(slot.id));
-  }
-
-  #fail(waiter: Waiter, err: unknown): void {
-    waiter.cleanup();
-    waiter.reject(err);
   }
 
   #emptyWaiters: (() => void)[] = [];

@@ -1,49 +1,142 @@
 /**
- * The first-cut scaling decision, kept pure and in one place so the Knative-style autoscaler
- * (a later issue) can replace it without touching the pool's mechanics.
+ * The actuator's side of the autoscaler: per-revision glue between the pool and the pure
+ * collector + decider in src/autoscaler, and the choice of which instances to drain.
  */
+import {
+  type AutoscaleSettings,
+  autoscaleSettings,
+  type DeciderState,
+  type Decision,
+  decide,
+  initialDeciderState,
+  MetricCollector,
+} from '../autoscaler/index.js';
+import type { RevisionPlan } from './types.js';
 
-export interface ScaleObservation {
-  /** Instances serving or able to serve (ready, not draining). */
-  ready: number;
-  starting: number;
-  /** Requests being served now. */
-  inFlight: number;
-  /** Requests held, waiting for a slot. */
-  waiting: number;
-  concurrency: number;
+/** What the API and metrics show of one revision's autoscaler. */
+export interface ScaleView {
+  function: string;
+  revision: string;
+  metric: AutoscaleSettings['metric'];
+  /** Target per instance, before utilisation. */
+  target: number;
+  targetUtilization: number;
   min: number;
   max: number;
+  desired: number;
+  ready: number;
+  starting: number;
+  draining: number;
+  panic: boolean;
+  /** Window averages: concurrency includes held requests; null while there is no data. */
+  observed: {
+    concurrency: { stable: number | null; panic: number | null; now: number };
+    rps: { stable: number | null; panic: number | null };
+    extraDemand: number;
+  };
+  /** The activator: requests held for a slot, and how many may be. */
+  queue: { length: number; limit: number };
+  /** Why `desired` is what it is, when not simply the windows (e.g. "scale-to-zero grace"). */
+  reason?: string;
+  decidedAt?: string;
 }
 
-/** How many instances to start now: enough slots for every request in flight or held, within [min, max]. */
-export function instancesToStart(o: ScaleObservation): number {
-  const demand = Math.ceil((o.inFlight + o.waiting) / Math.max(1, o.concurrency));
-  const desired = Math.min(o.max, Math.max(o.min, demand));
-  return Math.max(0, desired - (o.ready + o.starting));
+/** One revision's autoscaler: a collector, the decider's state, and the last decision. */
+export class RevisionAutoscaler {
+  readonly settings: AutoscaleSettings;
+  readonly collector: MetricCollector;
+  #state: DeciderState;
+  #last?: Decision & { at: number; extraDemand: number };
+
+  constructor(plan: RevisionPlan, now: number) {
+    this.settings = autoscaleSettings(plan.scale, plan.concurrency);
+    this.collector = new MetricCollector(now, this.settings.stableWindowMs);
+    this.#state = initialDeciderState(now, this.settings.initial);
+  }
+
+  /** Runs the decider at `now` for a revision with these instance counts. */
+  decide(now: number, ready: number, starting: number, extraDemand: number): Decision {
+    const s = this.settings;
+    const stable = this.collector.window(now, s.stableWindowMs);
+    const panic = this.collector.window(now, s.panicWindowMs);
+    const decision = decide(
+      s,
+      {
+        ready,
+        starting,
+        stable: stable[s.metric],
+        panic: panic[s.metric],
+        lastActiveAt: this.collector.lastActiveAt(now),
+        extraDemand,
+      },
+      now,
+      this.#state,
+    );
+    this.#state = decision.state;
+    this.#last = { ...decision, at: now, extraDemand };
+    return decision;
+  }
+
+  /** The last decision's desire; before any, `initial`. */
+  get desired(): number {
+    return this.#last?.desired ?? this.settings.initial;
+  }
+
+  view(
+    plan: RevisionPlan,
+    now: number,
+    counts: { ready: number; starting: number; draining: number; queue: number; queueLimit: number },
+  ): ScaleView {
+    const s = this.settings;
+    const stable = this.collector.window(now, s.stableWindowMs);
+    const panic = this.collector.window(now, s.panicWindowMs);
+    return {
+      function: plan.function,
+      revision: plan.revision,
+      metric: s.metric,
+      target: s.target,
+      targetUtilization: s.targetUtilization,
+      min: s.min,
+      max: s.max,
+      desired: this.desired,
+      ready: counts.ready,
+      starting: counts.starting,
+      draining: counts.draining,
+      panic: this.#last?.panic ?? this.#state.panicAt !== undefined,
+      observed: {
+        concurrency: { stable: stable.concurrency, panic: panic.concurrency, now: this.collector.concurrency },
+        rps: { stable: stable.rps, panic: panic.rps },
+        extraDemand: this.#last?.extraDemand ?? 0,
+      },
+      queue: { length: counts.queue, limit: counts.queueLimit },
+      reason: this.#last?.reason,
+      decidedAt: this.#last ? new Date(this.#last.at).toISOString() : undefined,
+    };
+  }
 }
 
-export interface IdleCandidate {
+/** A ready instance that could be drained. */
+export interface DrainCandidate {
   id: string;
   inFlight: number;
+  frozen?: boolean;
   lastUsedAt: number;
 }
 
 /**
- * Which idle instances to stop at `now`: those with nothing in flight for `idleTimeoutMs`, oldest
- * use first, never going below `min` live instances.
+ * Which `n` ready instances to drain on a scale-down: those with the fewest requests in flight
+ * (they finish soonest), frozen ones first among equals (they cost nothing to stop), then the
+ * longest unused.
  */
-export function instancesToReap(
-  candidates: IdleCandidate[],
-  live: number,
-  min: number,
-  idleTimeoutMs: number,
-  now: number,
-): string[] {
-  const idle = candidates
-    .filter((c) => c.inFlight === 0 && now - c.lastUsedAt >= idleTimeoutMs)
-    .sort((a, b) => a.lastUsedAt - b.lastUsedAt);
-  return idle.slice(0, Math.max(0, live - min)).map((c) => c.id);
+export function instancesToDrain(candidates: DrainCandidate[], n: number): string[] {
+  if (n <= 0) return [];
+  return [...candidates]
+    .sort(
+      (a, b) =>
+        a.inFlight - b.inFlight || Number(Boolean(b.frozen)) - Number(Boolean(a.frozen)) || a.lastUsedAt - b.lastUsedAt,
+    )
+    .slice(0, n)
+    .map((c) => c.id);
 }
 
 /** Delay before retrying a start after `failures` consecutive failed starts: 1 s doubling to 60 s. */
