@@ -110,20 +110,29 @@ export async function bundleSnapshotEntry(options: {
   }
 }
 
+const UNVERIFIED = /Warning: It's not yet fully verified whether built-in module "(node:[\w/]+)"/g;
+/** Node's own noise around those warnings. */
+const NOISE =
+  /^(\(node:\d+\) Warning: It's not yet fully verified|It may still work in some cases|To request support for the module|\(Use `node --trace-warnings)/;
+
 /** Explains a failed `--build-snapshot` run from its exit and output. */
 export function explainFailure(code: number | null, signal: string | null, output: string): string {
-  const tail = output.trim().split('\n').slice(-12).join('\n');
-  if (code === GUEST_EXIT.INIT_FAILED || code === GUEST_EXIT.LEFT_OPEN) return tail;
+  // node:module is the artifact's own require banner, harmless; the others are what the init loaded.
+  const risky = [...new Set([...output.matchAll(UNVERIFIED)].map((m) => m[1]!))].filter((m) => m !== 'node:module');
+  const hint = risky.length
+    ? ` The init loaded ${risky.join(', ')}, which Node cannot put in a snapshot reliably: load it inside the handler or in afterRestore.`
+    : '';
+  const lines = output.split('\n').filter((line) => line.trim() !== '' && !NOISE.test(line));
+  const tail = lines.slice(-12).join('\n');
+  if (code === GUEST_EXIT.INIT_FAILED || code === GUEST_EXIT.LEFT_OPEN) return `${tail}${hint}`;
   if (/Check failed|not serialized|Unknown external reference|is not supported in the startup snapshot/.test(output))
     return (
       'Node could not serialize the initialised heap: the init used something a snapshot cannot hold ' +
-      '(node:http, node:net, worker threads, native addons…); load it inside the handler or in afterRestore' +
-      (/node:(\w+)/.exec(output) ? ` (${/node:\w+/.exec(output)![0]} was loaded)` : '')
+      '(node:http, node:net, worker threads, native addons…).' +
+      (hint || ' Load it inside the handler or in afterRestore.')
     );
-  if (/ERR_UNKNOWN_BUILTIN_MODULE|Cannot find module/.test(output))
-    return `The init required a file at run time, which a snapshot cannot: bundle it in. ${tail}`;
   const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-  return `node --build-snapshot ${how}${tail ? `: ${tail}` : ''}`;
+  return `node --build-snapshot ${how}${tail ? `: ${tail}` : ''}${hint}`;
 }
 
 /** Creates a builder; its sandbox is detected once, as the process provider's is. */
