@@ -71,6 +71,16 @@ describe('resolveConfig', () => {
     assert.throws(() => resolve(withYaml('name: 9lives\n')), { code: 'NIMBUS_ERR_INVALID_NAME' });
   });
 
+  it('reads snapshot: true / required, leaves false unset, and rejects other values', () => {
+    assert.equal(resolve(withYaml('snapshot: true\n')).snapshot, true);
+    assert.equal(resolve(withYaml('snapshot: false\n'), { snapshot: 'required' }).snapshot, 'required');
+    assert.equal('snapshot' in resolve(withYaml('snapshot: false\n')), false);
+    assert.throws(
+      () => resolve(withYaml('snapshot: yes please\n')),
+      manifestError(/snapshot: expected true, false or "required"/),
+    );
+  });
+
   it('reads nimbus.json, and refuses two manifests', () => {
     const files = src({ 'nimbus.json': '{"timeout": 60}', 'index.js': '' });
     assert.equal(resolve(files).timeout, 60);
