@@ -1,5 +1,6 @@
 import { buildArtifact, configIdentity, resolveConfig, unpackArchive } from '../build/index.js';
 import { NimbusError } from '../core/errors.js';
+import { effectiveTraffic } from '../core/traffic.js';
 import type { FunctionConfig, FunctionRecord, RevisionRecord, RevisionSnapshot } from '../core/types.js';
 import { isValidFunctionName } from '../core/types.js';
 import type { EndedInstanceInfo, InstanceInfo } from '../instances/types.js';
@@ -24,6 +25,8 @@ export interface DeployResult {
   revision: RevisionRecord;
   /** The canary rollout this deploy started. */
   rollout?: RolloutRecord;
+  /** The new revision's share of the traffic now, in percent (0 when traffic is pinned elsewhere). */
+  percent?: number;
 }
 
 /** What the control plane needs from the data plane, injected by the composition root. */
@@ -144,7 +147,8 @@ export class FunctionsService {
     else await this.functions.create(name, record);
     await this.#hooks.onChange(name);
     const rollout = await release?.commit();
-    return { created: true, revision, ...(rollout ? { rollout } : {}) };
+    const percent = effectiveTraffic(record).weights.get(revision.id) ?? 0;
+    return { created: true, revision, percent, ...(rollout ? { rollout } : {}) };
   }
 
   /**

@@ -11,6 +11,8 @@ import { registerEventRoutes } from './events-routes.js';
 import type { FunctionsService } from './functions-service.js';
 import { logFilterParams } from './log-params.js';
 import { openApiDocument } from './openapi.js';
+import { registerTrafficRoutes } from './traffic-routes.js';
+import type { TrafficService } from './traffic-service.js';
 import { registerTriggerRoutes } from './trigger-routes.js';
 
 export interface ApiOptions {
@@ -28,6 +30,8 @@ export interface ApiOptions {
   events?: AsyncInvocations;
   /** Serves `/api/v1/triggers`. */
   triggers?: TriggerManager;
+  /** Serves revisions, traffic and rollouts (`/api/v1/functions/NAME/{revisions,traffic,rollback,rollout}`). */
+  traffic?: TrafficService;
   /** How instances run on this node (e.g. `{ sandboxed, warnings }`), shown beside instance lists. */
   runtimeInfo?(): Record<string, unknown>;
 }
@@ -64,7 +68,13 @@ export function createApi(options: ApiOptions): Hono {
   app.post('/api/v1/functions', async (c) => {
     const archive = await readUpload(c, maxUpload);
     const overrides = parseOverrides(c.req.query('config'));
-    const { created, revision } = await service.deploy({ archive, overrides, nameHint: c.req.query('name') });
+    const canary = c.req.query('canary');
+    const { created, revision, rollout, percent } = await service.deploy({
+      archive,
+      overrides,
+      nameHint: c.req.query('name'),
+      canary: canary === undefined || canary === '' ? undefined : canary === 'true',
+    });
     return c.json(
       {
         function: revision.function,
@@ -73,6 +83,8 @@ export function createApi(options: ApiOptions): Hono {
         digest: revision.digest,
         url: functionUrl(c, revision.function),
         ...(revision.snapshot ? { snapshot: revision.snapshot } : {}),
+        ...(percent !== undefined ? { percent } : {}),
+        ...(rollout ? { rollout } : {}),
       },
       created ? 201 : 200,
     );
@@ -168,6 +180,7 @@ export function createApi(options: ApiOptions): Hono {
 
   if (options.events) registerEventRoutes(app, options.events);
   if (options.triggers) registerTriggerRoutes(app, options.triggers);
+  if (options.traffic) registerTrafficRoutes(app, options.traffic);
   return app;
 }
 

@@ -1,8 +1,10 @@
 import { NimbusError } from '../core/errors.js';
-import { type FunctionConfig, isValidFunctionName } from '../core/types.js';
+import { AUTOSCALE_DEFAULTS } from '../autoscaler/settings.js';
+import { type FunctionConfig, isValidFunctionName, type ScaleConfig } from '../core/types.js';
 import type { SourceFile } from './archive.js';
 import { parseLayer } from './fields.js';
 import { readManifest } from './manifest.js';
+import { resolveRollout } from './rollout-config.js';
 
 /** Entry files looked for, in order, when `handler` is not set (then package.json `main`). */
 export const HANDLER_CANDIDATES = ['index.ts', 'index.mts', 'index.js', 'index.mjs', 'index.cjs'] as const;
@@ -61,6 +63,8 @@ export function resolveConfig(
       field: 'scale',
     });
   }
+  const concurrency = fromFlags.concurrency ?? fromFile.concurrency ?? CONFIG_DEFAULTS.concurrency;
+  fillAutoscale(scale, concurrency, where('scale'));
   const config: FunctionConfig = {
     name,
     runtime,
@@ -68,9 +72,12 @@ export function resolveConfig(
     memory: fromFlags.memory ?? fromFile.memory ?? CONFIG_DEFAULTS.memory,
     network: fromFlags.network ?? fromFile.network ?? CONFIG_DEFAULTS.network,
     timeout: fromFlags.timeout ?? fromFile.timeout ?? CONFIG_DEFAULTS.timeout,
-    concurrency: fromFlags.concurrency ?? fromFile.concurrency ?? CONFIG_DEFAULTS.concurrency,
+    concurrency,
     scale,
   };
+
+  const rollout = resolveRollout(fromFile.rollout, fromFlags.rollout);
+  if (rollout) config.rollout = rollout;
 
   const cpu = fromFlags.cpu ?? fromFile.cpu;
   if (cpu !== undefined) config.cpu = cpu;
@@ -102,6 +109,31 @@ export function resolveConfig(
     config.handler = findHandler(files, handler, where('handler'));
   }
   return config;
+}
+
+/**
+ * The autoscaler's defaults (docs/autoscaling.md), written into the config so `nimbus get` shows
+ * what is in force; `maxQueue` stays unset (the node's default applies).
+ */
+function fillAutoscale(scale: ScaleConfig, concurrency: number, source: string): void {
+  scale.initial ??= scale.min;
+  scale.metric ??= AUTOSCALE_DEFAULTS.metric;
+  scale.target ??= scale.metric === 'concurrency' ? concurrency : AUTOSCALE_DEFAULTS.rpsTarget;
+  scale.targetUtilization ??= AUTOSCALE_DEFAULTS.targetUtilization;
+  scale.window ??= AUTOSCALE_DEFAULTS.windowSeconds;
+  scale.scaleDownDelay ??= AUTOSCALE_DEFAULTS.scaleDownDelaySeconds;
+  if (scale.initial < scale.min || scale.initial > scale.max) {
+    throw manifestError(
+      `${source}: scale: initial (${scale.initial}) must be between min (${scale.min}) and max (${scale.max})`,
+      { field: 'scale.initial' },
+    );
+  }
+  if (scale.metric === 'concurrency' && scale.target > concurrency) {
+    throw manifestError(
+      `${source}: scale: target (${scale.target}) must not exceed concurrency (${concurrency}), the hard limit per instance`,
+      { field: 'scale.target' },
+    );
+  }
 }
 
 function findHandler(files: readonly SourceFile[], handler: string | undefined, source: string): string {

@@ -1,6 +1,8 @@
 import { NimbusError } from '../core/errors.js';
-import type { NetworkMode, RuntimeKind, ScaleConfig } from '../core/types.js';
+import type { NetworkMode, RolloutSettings, RuntimeKind, ScaleConfig } from '../core/types.js';
+import { SCALE_LIMITS } from '../autoscaler/settings.js';
 import { parseDurationSeconds } from './duration.js';
+import { parseRolloutLayer } from './rollout-config.js';
 import { splitCommand } from './shell-words.js';
 
 /** One source of configuration (the manifest, or the overrides), checked field by field. */
@@ -17,6 +19,8 @@ export interface ConfigLayer {
   concurrency?: number;
   scale?: Partial<ScaleConfig>;
   snapshot?: boolean | 'required';
+  /** `rollout:` fields given; null for `rollout: false`. */
+  rollout?: Partial<RolloutSettings> | null;
 }
 
 /** Where a layer came from, for messages: "nimbus.yaml:7: memory: …" or "config overrides: …". */
@@ -47,8 +51,20 @@ const TOP_FIELDS = [
   'concurrency',
   'scale',
   'snapshot',
+  'rollout',
 ];
-const SCALE_FIELDS = ['min', 'max', 'idleTimeout'];
+const SCALE_FIELDS = [
+  'min',
+  'max',
+  'idleTimeout',
+  'initial',
+  'metric',
+  'target',
+  'targetUtilization',
+  'window',
+  'scaleDownDelay',
+  'maxQueue',
+];
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const show = (value: unknown): string => {
@@ -153,6 +169,9 @@ export function parseLayer(raw: unknown, source: LayerSource): ConfigLayer {
           fail([field], `expected true, false or "required", got ${show(value)}`);
         layer.snapshot = value as boolean | 'required';
         break;
+      case 'rollout':
+        layer.rollout = parseRolloutLayer(value, fail, unknown);
+        break;
       case 'scale': {
         if (!isPlainObject(value))
           fail([field], `expected a mapping with ${SCALE_FIELDS.join(', ')}, got ${show(value)}`);
@@ -163,6 +182,7 @@ export function parseLayer(raw: unknown, source: LayerSource): ConfigLayer {
           if (key === 'min') scale.min = integer([field, key], v, 0, Number.MAX_SAFE_INTEGER);
           if (key === 'max') scale.max = integer([field, key], v, 1, Number.MAX_SAFE_INTEGER);
           if (key === 'idleTimeout') scale.idleTimeout = parseIdleTimeout(v, [field, key], fail);
+          parseAutoscale(scale, key, v, (m) => fail([field, key], m));
         }
         layer.scale = scale;
         break;
@@ -170,6 +190,36 @@ export function parseLayer(raw: unknown, source: LayerSource): ConfigLayer {
     }
   }
   return layer;
+}
+
+/** The autoscaler's fields of `scale` (docs/autoscaling.md); bounds in SCALE_LIMITS. */
+function parseAutoscale(scale: Partial<ScaleConfig>, key: string, v: unknown, fail: (m: string) => never): void {
+  const number = (name: keyof typeof SCALE_LIMITS, what: string): number => {
+    const [min, max] = SCALE_LIMITS[name];
+    if (typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max) return v;
+    return fail(`expected ${what} from ${min} to ${max}, got ${show(v)}`);
+  };
+  const seconds = (name: 'window' | 'scaleDownDelay'): number => {
+    const [min, max] = SCALE_LIMITS[name];
+    const n = typeof v === 'string' ? parseDurationSeconds(v) : v;
+    if (typeof n === 'number' && Number.isInteger(n) && n >= min && n <= max) return n;
+    return fail(`expected whole seconds from ${min} to ${max}, or a duration like "30s", "5m", got ${show(v)}`);
+  };
+  const integer = (name: 'maxQueue') => {
+    const n = number(name, 'an integer');
+    return Number.isInteger(n) ? n : fail(`expected an integer, got ${show(v)}`);
+  };
+  if (key === 'initial') {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) fail(`expected an integer from 0, got ${show(v)}`);
+    scale.initial = v as number;
+  } else if (key === 'metric') {
+    if (v !== 'concurrency' && v !== 'rps') fail(`expected "concurrency" or "rps", got ${show(v)}`);
+    scale.metric = v as 'concurrency' | 'rps';
+  } else if (key === 'target') scale.target = number('target', 'a number');
+  else if (key === 'targetUtilization') scale.targetUtilization = number('targetUtilization', 'a share (0.7 = 70%)');
+  else if (key === 'window') scale.window = seconds('window');
+  else if (key === 'scaleDownDelay') scale.scaleDownDelay = seconds('scaleDownDelay');
+  else if (key === 'maxQueue') scale.maxQueue = integer('maxQueue');
 }
 
 function parseIdleTimeout(value: unknown, path: string[], fail: (path: string[], m: string) => never): number {

@@ -97,7 +97,9 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const logs = createLogStore({ path: join(options.dataDir, 'logs.db'), clock, ...options.logRetention });
   const tracer = options.otlpEndpoint ? createTracer({ endpoint: options.otlpEndpoint }) : undefined;
   const usage = createUsageMeter({ path: join(options.dataDir, 'usage.db') });
-  const processRuntime = options.runtime ? undefined : createProcessRuntime({ requireSandbox: options.requireSandbox, poolSize: options.poolSize });
+  const processRuntime = options.runtime
+    ? undefined
+    : createProcessRuntime({ requireSandbox: options.requireSandbox, poolSize: options.poolSize });
   // runtime: isolate functions run in V8 isolates in this process (docs/isolate.md); the rest in processes.
   const runtime: Runtime =
     options.runtime ?? createRuntimeByKind({ process: processRuntime!, isolate: createIsolateRuntime() });

@@ -52,6 +52,11 @@ export const ErrorCodes = {
     fix: 'Check the id printed by `nimbus invoke --async`; results are kept for 24 h (dead letters for 14 days), then pruned.',
   },
   NIMBUS_ERR_TRIGGER_NOT_FOUND: { status: 404, userFault: true, fix: 'List the triggers with `nimbus triggers ls`.' },
+  NIMBUS_ERR_ROLLOUT_NOT_FOUND: {
+    status: 404,
+    userFault: true,
+    fix: 'Start one with `nimbus deploy DIR --canary` or a `rollout:` block in the manifest.',
+  },
   NIMBUS_ERR_ROUTE_NOT_FOUND: {
     status: 404,
     userFault: true,
