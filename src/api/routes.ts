@@ -4,6 +4,7 @@ import { NimbusError, toNimbusError } from '../core/errors.js';
 import type { FunctionConfig, FunctionRecord } from '../core/types.js';
 import type { AsyncInvocations } from '../events/types.js';
 import type { InstanceInfo } from '../instances/types.js';
+import { registerDashboard } from '../observe/dashboard.js';
 import { createLiveFilter, type LogRecord, type LogStore } from '../observe/log-store.js';
 import { type UsageMeter, usageCsv } from '../observe/usage.js';
 import type { TriggerManager } from '../triggers/manager.js';
@@ -181,6 +182,7 @@ export function createApi(options: ApiOptions): Hono {
   if (options.events) registerEventRoutes(app, options.events);
   if (options.triggers) registerTriggerRoutes(app, options.triggers);
   if (options.traffic) registerTrafficRoutes(app, options.traffic);
+  registerDashboard(app);
   return app;
 }
 

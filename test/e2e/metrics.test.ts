@@ -52,10 +52,10 @@ describe('Prometheus metrics', () => {
     const slow = node.call('/fn/held/sleep?ms=3000');
     await eventually(async () => value(await (await node.call('/metrics')).text(), 'nimbus_inflight_requests') === 1);
     const waiting = node.call('/fn/held/');
-    const text = await eventually(
+    const text: string = await eventually(
       async () => {
         const t = await (await node.call('/metrics')).text();
-        return value(t, 'nimbus_activator_queue_length{function="held"}') === 1 ? t : undefined;
+        return value(t, 'nimbus_activator_queue_length{function="held"}') === 1 ? t : '';
       },
       30_000,
       'the second request to be held',
@@ -64,7 +64,7 @@ describe('Prometheus metrics', () => {
     assert.equal((await slow).status, 200);
     assert.equal((await waiting).status, 200);
 
-    const { id } = await (await node.call('/async/fn/held/', { method: 'POST' })).json();
+    const { id } = await node.json('/async/fn/held/', { method: 'POST' });
     await eventually(async () => (await node.json(`/api/v1/invocations/${id}`)).status === 'succeeded', 60_000);
     const after = await (await node.call('/metrics')).text();
     assert.equal(value(after, 'nimbus_async_queue_depth{function="held",state="queued"}'), 0);

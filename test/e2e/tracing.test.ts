@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { APPS, eventually, startTestNode, type TestNode } from '../support/nimbus.js';
+import { APPS, eventually, readJson, startTestNode, type TestNode } from '../support/nimbus.js';
 
 interface OtlpSpan {
   traceId: string;
@@ -47,25 +47,24 @@ describe('traces', () => {
     await node.dispose();
     receiver.server.close();
   });
+  /** The spans of one trace at the receiver, once there are at least `n`. */
+  const spansOf = async (traceId: string, n: number): Promise<OtlpSpan[]> => {
+    const of = () => receiver.spans.filter((x) => x.traceId === traceId);
+    await eventually(() => of().length >= n, 30_000, `${n} spans of trace ${traceId} at the receiver`);
+    return of();
+  };
 
   it('continues the caller’s trace: the function sees the gateway span as parent, spans reach the OTLP receiver', async () => {
     const res = await node.call('/fn/echo/', { headers: { traceparent: `00-${TRACE}-${CALLER_SPAN}-01` } });
     assert.equal(res.status, 200);
-    const seen = (await res.json()).headers.traceparent as string;
+    const seen = (await readJson(res)).headers.traceparent as string;
     const [version, traceId, gatewaySpan, flags] = seen.split('-');
     assert.equal(version, '00');
     assert.equal(traceId, TRACE, 'same trace');
     assert.notEqual(gatewaySpan, CALLER_SPAN, 'the parent is the gateway span, not the caller');
     assert.equal(flags, '01');
 
-    const mine = await eventually(
-      () => {
-        const s = receiver.spans.filter((x) => x.traceId === TRACE);
-        return s.length >= 4 ? s : undefined;
-      },
-      30_000,
-      'four spans of the trace at the receiver',
-    );
+    const mine = await spansOf(TRACE, 4);
     assert.match(receiver.paths[0]!, /^POST \/v1\/traces application\/json/);
     const byName = (n: string) => mine.find((s) => s.name === n);
     const gateway = byName('gateway echo');
@@ -89,16 +88,9 @@ describe('traces', () => {
 
   it('starts a trace when none comes in, and a warm request has no cold-start span', async () => {
     const res = await node.call('/fn/echo/', { headers: { traceparent: 'garbage' } });
-    const [, traceId, spanId] = ((await res.json()).headers.traceparent as string).split('-');
+    const [, traceId, spanId] = ((await readJson(res)).headers.traceparent as string).split('-');
     assert.notEqual(traceId, TRACE);
-    const mine = await eventually(
-      () => {
-        const s = receiver.spans.filter((x) => x.traceId === traceId);
-        return s.length >= 3 ? s : undefined;
-      },
-      30_000,
-      'the new trace at the receiver',
-    );
+    const mine = await spansOf(traceId!, 3);
     const gateway = mine.find((s) => s.name === 'gateway echo');
     assert.equal(gateway?.spanId, spanId);
     assert.equal(gateway?.parentSpanId || undefined, undefined, 'a root span');
@@ -113,7 +105,7 @@ describe('traces', () => {
     const withTrace = await node.call('/async/fn/echo/', { method: 'POST', headers: { traceparent: given } });
     const without = await node.call('/async/fn/echo/', { method: 'POST' });
     const seenBy = async (res: Response) => {
-      const { id } = await res.json();
+      const { id } = await readJson(res);
       const view = await eventually(
         async () => {
           const v = await node.json(`/api/v1/invocations/${id}`);
