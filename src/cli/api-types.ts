@@ -21,6 +21,10 @@ export interface DeployResult {
   url: string;
   /** Set when the config asked for a snapshot (docs/snapshots.md). */
   snapshot?: RevisionSnapshot;
+  /** The new revision's share of the traffic now (docs/traffic.md). */
+  percent?: number;
+  /** The canary rollout the deploy started. */
+  rollout?: { canary: string; percent: number; settings: { steps: number[]; interval: number } };
 }
 
 export interface FunctionDetail {

@@ -20,6 +20,7 @@ import { formatBytes } from './table.js';
 interface DeployOptions extends DeployFlags {
   url?: string;
   json?: boolean;
+  canary?: boolean;
 }
 
 export function registerDeploy(program: Command, ctx: CliContext): void {
@@ -43,6 +44,8 @@ export function registerDeploy(program: Command, ctx: CliContext): void {
     .option('--min <n>', 'instances kept warm (default 0)', parseNonNegativeInt)
     .option('--max <n>', 'most instances (default 10)', parsePositiveInt)
     .option('--idle-timeout <s>', 'seconds idle before an instance stops (default 300)', parseSeconds)
+    .option('--canary', "release as an automated canary (docs/traffic.md); default: as the manifest's rollout: says")
+    .option('--no-canary', 'release at once even when the manifest has a rollout: block')
     .option('--json', "print the server's JSON answer");
   withUrl(command).action((dir: string, opts: DeployOptions) => deploy(dir, opts, ctx));
 }
@@ -83,6 +86,7 @@ async function deploy(dir: string, opts: DeployOptions, ctx: CliContext): Promis
     query: {
       name: basename(abs),
       config: Object.keys(overrides).length > 0 ? JSON.stringify(overrides) : undefined,
+      canary: opts.canary === undefined ? undefined : String(opts.canary),
     },
     headers: { 'content-type': 'application/gzip', 'content-length': String(archive.length) },
     body,
@@ -96,6 +100,18 @@ async function deploy(dir: string, opts: DeployOptions, ctx: CliContext): Promis
   } else {
     await writeLine(ctx.stdout, `ready: ${result.function} ${result.revision}  ${result.url}`);
   }
+  if (result.rollout)
+    await writeLine(stderr, `canary: ${describeRelease(result)}; follow it with \`nimbus rollout ${result.function}\``);
+  else if (result.percent === 0)
+    await writeLine(
+      stderr,
+      `note: ${result.revision} gets no traffic (traffic is pinned): test it at ${result.url.replace(/\/$/, '')}@${result.revision}/, send traffic with \`nimbus traffic ${result.function} latest=100\``,
+    );
   // On stderr with the progress lines: a failed snapshot is a warning, the deploy itself worked.
   if (result.snapshot) await writeLine(stderr, `snapshot: ${formatSnapshot(result.snapshot)}`);
+}
+
+function describeRelease(result: DeployResult): string {
+  const r = result.rollout!;
+  return `${r.canary} gets ${r.percent}% (steps ${r.settings.steps.join(' → ')}, every ${r.settings.interval} s)`;
 }

@@ -9,6 +9,7 @@ import { registerInstances } from './instances.js';
 import { registerInvoke } from './invoke.js';
 import { registerLogs } from './logs.js';
 import { registerServe, type ServeHook } from './serve.js';
+import { registerTraffic } from './traffic.js';
 import { registerTriggers } from './triggers.js';
 import { registerUsage } from './usage.js';
 
@@ -65,6 +66,7 @@ function createProgram(ctx: CliContext, serve: ServeHook | undefined): Command {
   registerDlq(program, ctx);
   registerTriggers(program, ctx);
   registerUsage(program, ctx);
+  registerTraffic(program, ctx);
   registerInstances(program, ctx);
   registerFunctions(program, ctx);
   registerLogs(program, ctx);

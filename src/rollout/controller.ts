@@ -168,7 +168,7 @@ export function createRolloutController(options: RolloutControllerOptions): Roll
   const settingsFor = (revision: RevisionRecord, canary: boolean | undefined): RolloutSettings | undefined => {
     if (canary === false) return undefined;
     const settings = revision.config.rollout ?? (canary ? ROLLOUT_DEFAULTS : undefined);
-    return settings && settings.steps.some((s) => s < 100) ? settings : undefined;
+    return settings?.steps.some((s) => s < 100) ? settings : undefined;
   };
 
   return {
