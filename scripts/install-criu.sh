@@ -10,7 +10,9 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-if command -v criu >/dev/null 2>&1 && criu check >/dev/null 2>&1; then
+# The marker says this criu carries the socket-option fix below (an older install lacks it).
+marker=/usr/local/share/nimbus/criu-sockopt-fix
+if command -v criu >/dev/null 2>&1 && criu check >/dev/null 2>&1 && [ -f "$marker" ]; then
   echo "criu: $(criu --version | head -1) already works"
   exit 0
 fi
@@ -46,6 +48,11 @@ if [ -z "$tarball" ]; then
 fi
 tar xf "$tarball"
 cd criu-*/
+# Kernel compatibility: since Linux 6.16 getsockopt(SO_PASSCRED/SO_PASSSEC) fails EOPNOTSUPP on
+# non-unix sockets, and CRIU 4.1 then refuses to dump any TCP socket (an app's listener):
+# "sockets: Can't get 1:16 opt: Operation not supported". Treat the failure as "option off".
+sed -i -E 's/ret \|= dump_opt\(sk, SOL_SOCKET, (SO_PASSCRED|SO_PASSSEC), &val\);/if (dump_opt(sk, SOL_SOCKET, \1, \&val)) val = 0;/' criu/sockets.c
+grep -q 'SO_PASSCRED, &val)) val = 0' criu/sockets.c || { echo "install-criu: the socket-option fix did not apply" >&2; exit 1; }
 make -j"$(nproc)" criu >build.log 2>&1 || { tail -30 build.log >&2; exit 1; }
 install -m 0755 criu/criu /usr/local/sbin/criu
 hash -r
@@ -53,4 +60,5 @@ if ! /usr/local/sbin/criu check; then
   echo "install-criu: criu built but 'criu check' fails on this kernel; Nimbus will not use it" >&2
   exit 1
 fi
+mkdir -p "$(dirname "$marker")" && touch "$marker"
 echo "criu: $(/usr/local/sbin/criu --version | head -1) installed to /usr/local/sbin/criu"
