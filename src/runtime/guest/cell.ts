@@ -54,10 +54,13 @@ async function main(): Promise<void> {
   } catch (err) {
     failStart(`The pool cell got no function: ${(err as Error).message}`);
   }
-  // The cell's own environment is not the function's: replace it whole.
+  // The cell's own environment is not the function's: replace it whole. PWD is what bubblewrap's
+  // --chdir sets in a spawned instance: kept (for the new directory) when the cell got one too.
+  const pwd = 'PWD' in process.env;
   for (const key of Object.keys(process.env)) delete process.env[key];
   Object.assign(process.env, message.env);
   process.chdir(message.cwd);
+  if (pwd) process.env.PWD = message.cwd;
   await runFunction();
 }
 
