@@ -31,7 +31,7 @@ const spec = (extra: Partial<InstanceSpec> = {}): InstanceSpec => ({
   ...extra,
 });
 
-async function eventually<T>(check: () => T, what: string, timeoutMs = 60_000): Promise<T> {
+async function eventually<T>(check: () => T | undefined | false, what: string, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = check();
