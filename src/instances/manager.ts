@@ -65,7 +65,9 @@ export function createInstanceManager(options: InstanceManagerOptions): Instance
 
   const poolFor = (plan: RevisionPlan): RevisionPool => {
     let pool = pools.get(plan.key);
-    if (!pool) {
+    // A retired revision routed to again (rollback, blue/green: docs/traffic.md) gets a fresh
+    // pool at once; the retired one finishes draining on its own.
+    if (!pool || pool.retired) {
       pool = new RevisionPool(plan, {
         runtime,
         clock,

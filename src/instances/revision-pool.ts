@@ -132,6 +132,11 @@ export class RevisionPool {
     await this.#whenEmpty();
   }
 
+  /** Taken out of service by retire(): it takes no new requests. */
+  get retired(): boolean {
+    return this.#retired;
+  }
+
   get idle(): boolean {
     return this.#slots.size === 0 && this.#held.length === 0;
   }
