@@ -3,6 +3,7 @@ import { streamSSE } from 'hono/streaming';
 import { NimbusError, toNimbusError } from '../core/errors.js';
 import type { FunctionConfig, FunctionRecord } from '../core/types.js';
 import type { AsyncInvocations } from '../events/types.js';
+import type { ScaleView } from '../instances/scaling.js';
 import type { InstanceInfo } from '../instances/types.js';
 import { registerDashboard } from '../observe/dashboard.js';
 import { createLiveFilter, type LogRecord, type LogStore } from '../observe/log-store.js';
@@ -35,6 +36,8 @@ export interface ApiOptions {
   traffic?: TrafficService;
   /** How instances run on this node (e.g. `{ sandboxed, warnings }`), shown beside instance lists. */
   runtimeInfo?(): Record<string, unknown>;
+  /** Serves `/api/v1/functions/NAME/scale`: the autoscaler's view of each live revision. */
+  scale?(name: string): ScaleView[];
 }
 
 /** The control-plane REST API (`/api/v1`) and `/healthz`, as a Hono app. */
@@ -125,6 +128,15 @@ export function createApi(options: ApiOptions): Hono {
           `format: expected json or csv, got ${JSON.stringify(format)}`,
         );
       return c.json({ usage: rows });
+    });
+  }
+
+  const { scale } = options;
+  if (scale) {
+    app.get('/api/v1/functions/:name/scale', async (c) => {
+      const name = c.req.param('name');
+      await service.instanceWindow(name); // 404 for an unknown function
+      return c.json({ function: name, revisions: scale(name) });
     });
   }
 

@@ -175,7 +175,7 @@ describe('configIdentity', () => {
   it('does not depend on the order of config keys', () => {
     const config = nodeConfig('index.js');
     const reordered = Object.fromEntries(Object.entries(config).reverse()) as unknown as FunctionConfig;
-    reordered.scale = { idleTimeout: config.scale.idleTimeout, max: config.scale.max, min: config.scale.min };
+    reordered.scale = Object.fromEntries(Object.entries(config.scale).reverse()) as unknown as FunctionConfig['scale'];
     assert.equal(configIdentity('d', reordered), configIdentity('d', config));
     assert.notEqual(configIdentity('e', config), configIdentity('d', config));
   });

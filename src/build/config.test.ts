@@ -28,7 +28,17 @@ describe('resolveConfig', () => {
       network: 'egress',
       timeout: 30,
       concurrency: 10,
-      scale: { min: 0, max: 10, idleTimeout: 300 },
+      scale: {
+        min: 0,
+        max: 10,
+        idleTimeout: 300,
+        initial: 0,
+        metric: 'concurrency',
+        target: 10,
+        targetUtilization: 0.7,
+        window: 60,
+        scaleDownDelay: 0,
+      },
     });
   });
 
@@ -43,7 +53,17 @@ describe('resolveConfig', () => {
       network: 'egress',
       timeout: 30,
       concurrency: 10,
-      scale: { min: 0, max: 3, idleTimeout: 300 },
+      scale: {
+        min: 0,
+        max: 3,
+        idleTimeout: 300,
+        initial: 0,
+        metric: 'concurrency',
+        target: 10,
+        targetUtilization: 0.7,
+        window: 60,
+        scaleDownDelay: 0,
+      },
     });
   });
 
@@ -53,7 +73,17 @@ describe('resolveConfig', () => {
     assert.equal(config.name, 'from-flags');
     assert.equal(config.memory, 1024);
     assert.deepEqual(config.env, { A: 'a', B: 'B2', C: 'c' });
-    assert.deepEqual(config.scale, { min: 1, max: 5, idleTimeout: 60 });
+    assert.deepEqual(config.scale, {
+      min: 1,
+      max: 5,
+      idleTimeout: 60,
+      initial: 1,
+      metric: 'concurrency',
+      target: 10,
+      targetUtilization: 0.7,
+      window: 60,
+      scaleDownDelay: 0,
+    });
   });
 
   it('takes the name from overrides, then the manifest, then the hint', () => {
@@ -173,6 +203,39 @@ describe('resolveConfig', () => {
         () => resolve(withYaml('scale: { min: 5 }\n'), { scale: { max: 2 } }),
         manifestError(/min \(5\) must not exceed max \(2\)/),
       );
+    });
+    it('checks the autoscaler fields and fills their defaults (docs/autoscaling.md)', () => {
+      const scale = (v: Record<string, unknown>, top: Record<string, unknown> = {}) =>
+        resolve(src({ 'index.js': '' }), { ...top, scale: v }).scale;
+      assert.deepEqual(
+        scale({ metric: 'rps', window: '2m', scaleDownDelay: '30s', targetUtilization: 0.5, maxQueue: 50, min: 1 }),
+        {
+          min: 1,
+          max: 10,
+          idleTimeout: 300,
+          initial: 1,
+          metric: 'rps',
+          target: 200,
+          targetUtilization: 0.5,
+          window: 120,
+          scaleDownDelay: 30,
+          maxQueue: 50,
+        },
+      );
+      assert.equal(scale({}, { concurrency: 4 }).target, 4, 'the concurrency target defaults to concurrency');
+      assert.equal(scale({ target: 3 }, { concurrency: 4 }).target, 3);
+      assert.throws(() => scale({ target: 20 }), manifestError(/target \(20\) must not exceed concurrency \(10\)/));
+      assert.throws(
+        () => scale({ initial: 11 }),
+        manifestError(/initial \(11\) must be between min \(0\) and max \(10\)/),
+      );
+      assert.throws(() => scale({ metric: 'cpu' }), manifestError(/scale\.metric: expected "concurrency" or "rps"/));
+      assert.throws(() => scale({ window: '2s' }), manifestError(/scale\.window: expected whole seconds from 6/));
+      assert.throws(
+        () => scale({ targetUtilization: 70 }),
+        manifestError(/scale\.targetUtilization: expected a share/),
+      );
+      assert.throws(() => scale({ maxQueue: 1.5 }), manifestError(/scale\.maxQueue: expected an integer/));
     });
     it('accepts idleTimeout as seconds or a duration string', () => {
       const idle = (v: unknown) => resolve(src({ 'index.js': '' }), { scale: { idleTimeout: v } }).scale.idleTimeout;

@@ -1,5 +1,5 @@
-import { NimbusError } from '../core/errors.js';
 import { AUTOSCALE_DEFAULTS } from '../autoscaler/settings.js';
+import { NimbusError } from '../core/errors.js';
 import { type FunctionConfig, isValidFunctionName, type ScaleConfig } from '../core/types.js';
 import type { SourceFile } from './archive.js';
 import { parseLayer } from './fields.js';

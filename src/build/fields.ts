@@ -1,6 +1,6 @@
+import { SCALE_LIMITS } from '../autoscaler/settings.js';
 import { NimbusError } from '../core/errors.js';
 import type { NetworkMode, RolloutSettings, RuntimeKind, ScaleConfig } from '../core/types.js';
-import { SCALE_LIMITS } from '../autoscaler/settings.js';
 import { parseDurationSeconds } from './duration.js';
 import { parseRolloutLayer } from './rollout-config.js';
 import { splitCommand } from './shell-words.js';

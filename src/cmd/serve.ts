@@ -129,6 +129,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const metrics = createMetrics({
     instances: liveInstances,
     waiting: () => manager.waiting(),
+    autoscale: () => manager.scale(),
     inFlight: () => gateway.inFlight,
     async asyncQueue() {
       const names = [...new Set(resolver.plans().map((p) => p.function))];
@@ -240,6 +241,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     maxUploadBytes: options.maxUploadBytes,
     healthy: () => !draining,
     runtimeInfo: () => (sandbox ? { sandbox } : {}),
+    scale: (name) => manager.scale(name),
   });
   const apiListener = getRequestListener(api.fetch, { overrideGlobalObjects: false });
 

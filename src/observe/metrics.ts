@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { InvocationRecord } from '../gateway/gateway.js';
+import type { ScaleView } from '../instances/scaling.js';
 import type { InstanceInfo } from '../instances/types.js';
 import type { ResourceSample } from './instance-sampler.js';
 
@@ -9,6 +10,8 @@ export interface MetricsSources {
   instances(): (InstanceInfo & { usage?: ResourceSample })[];
   /** Requests held per function, waiting for an instance (the activator queue). */
   waiting(): Map<string, number>;
+  /** The autoscaler's view of each live revision (desired instances, panic, observed load). */
+  autoscale?(): ScaleView[];
   /** Requests in flight through the gateway. */
   inFlight(): number;
   /** Async invocations per function and state (queued, running, dead…), when async is wired. */
@@ -100,6 +103,8 @@ export function createMetrics(sources: MetricsSources): Metrics {
           for (const state of ['queued', 'running', 'dead']) this.set({ function: fn, state }, counts[state] ?? 0);
       },
     });
+  const { autoscale } = sources;
+  if (autoscale) registerAutoscaleGauges(registry, autoscale);
   const perRevision = (
     name: string,
     help: string,
@@ -162,4 +167,36 @@ export function createMetrics(sources: MetricsSources): Metrics {
     },
     render: () => registry.metrics(),
   };
+}
+
+/** The autoscaler's gauges, per revision: what it wants, whether it panics, what it sees. */
+function registerAutoscaleGauges(registry: Registry, autoscale: () => ScaleView[]): void {
+  const gauge = (name: string, help: string, value: (v: ScaleView) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['function', 'revision'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const v of autoscale()) {
+          const n = value(v);
+          if (n !== null) this.set({ function: v.function, revision: v.revision }, n);
+        }
+      },
+    });
+  gauge('nimbus_autoscaler_desired_instances', 'Instances the autoscaler wants for the revision', (v) => v.desired);
+  gauge('nimbus_autoscaler_ready_instances', 'Instances ready to serve (not starting, not draining)', (v) => v.ready);
+  gauge('nimbus_autoscaler_panic', '1 while the autoscaler is in panic mode', (v) => (v.panic ? 1 : 0));
+  gauge(
+    'nimbus_autoscaler_stable_concurrency',
+    'Requests in flight or held, averaged over the stable window',
+    (v) => v.observed.concurrency.stable,
+  );
+  gauge(
+    'nimbus_autoscaler_panic_concurrency',
+    'Requests in flight or held, averaged over the panic window',
+    (v) => v.observed.concurrency.panic,
+  );
+  gauge('nimbus_autoscaler_stable_rps', 'Requests per second over the stable window', (v) => v.observed.rps.stable);
 }

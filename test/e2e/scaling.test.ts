@@ -32,12 +32,20 @@ describe('scaling on one node', () => {
       answers.every((a) => a.startsWith('slept ')),
       answers.join(),
     );
+    // 6 in flight or held want 9 instances (concurrency 1 at 70%): the autoscaler asks for max.
+    // Which of them served is up to timing (held requests go to whichever is ready first).
     const ids = new Set(answers.map((a) => a.split(' ')[1]));
-    assert.equal(ids.size, 3, 'six requests on three instances (max), each serving one at a time');
-    const list = await instances(node, 'burst');
-    assert.equal(list.length, 3);
+    assert.ok(ids.size >= 1 && ids.size <= 3, `at most max instances served: ${[...ids]}`);
+    const list = await eventually(
+      async () => {
+        const l = await instances(node, 'burst');
+        return l.length === 3 ? l : undefined;
+      },
+      10_000,
+      'scaled to max',
+    );
     assert.equal(
-      list.reduce((n, i) => n + i.requests, 0),
+      list!.reduce((n, i) => n + i.requests, 0),
       6,
     );
   });
