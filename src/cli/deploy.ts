@@ -44,6 +44,13 @@ export function registerDeploy(program: Command, ctx: CliContext): void {
     .option('--min <n>', 'instances kept warm (default 0)', parseNonNegativeInt)
     .option('--max <n>', 'most instances (default 10)', parsePositiveInt)
     .option('--idle-timeout <s>', 'seconds idle before an instance stops (default 300)', parseSeconds)
+    .addOption(
+      new Option(
+        '--snapshot [mode]',
+        'node: build a V8 startup snapshot of the init at deploy; "required" fails the deploy when it cannot be built',
+      ).choices(['required']),
+    )
+    .option('--no-snapshot', 'no V8 startup snapshot (overrides the manifest)')
     .option('--canary', "release as an automated canary (docs/traffic.md); default: as the manifest's rollout: says")
     .option('--no-canary', 'release at once even when the manifest has a rollout: block')
     .option('--json', "print the server's JSON answer");

@@ -61,6 +61,12 @@ describe('buildOverrides', () => {
     );
   });
 
+  it('passes --snapshot, --snapshot required and --no-snapshot through', () => {
+    assert.deepEqual(buildOverrides({ snapshot: true }), { snapshot: true });
+    assert.deepEqual(buildOverrides({ snapshot: 'required' }), { snapshot: 'required' });
+    assert.deepEqual(buildOverrides({ snapshot: false }), { snapshot: false });
+  });
+
   it('rejects --min above --max as a usage error', () => {
     assert.throws(() => buildOverrides({ min: 3, max: 2 }), UsageError);
     assert.deepEqual(buildOverrides({ min: 2, max: 2 }), { scale: { min: 2, max: 2 } });

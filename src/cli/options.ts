@@ -63,6 +63,8 @@ export interface DeployFlags {
   min?: number;
   max?: number;
   idleTimeout?: number;
+  /** `--snapshot` (true), `--snapshot required`, `--no-snapshot` (false). */
+  snapshot?: boolean | string;
 }
 
 /**
@@ -72,7 +74,17 @@ export interface DeployFlags {
  */
 export function buildOverrides(flags: DeployFlags): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const key of ['name', 'runtime', 'handler', 'command', 'env', 'memory', 'timeout', 'concurrency'] as const) {
+  for (const key of [
+    'name',
+    'runtime',
+    'handler',
+    'command',
+    'env',
+    'memory',
+    'timeout',
+    'concurrency',
+    'snapshot',
+  ] as const) {
     if (flags[key] !== undefined) out[key] = flags[key];
   }
   const scale: Record<string, number> = {};
