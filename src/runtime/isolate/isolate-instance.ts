@@ -28,7 +28,10 @@ export interface Entry {
   endError?: NimbusError;
   stopRequested: boolean;
   stopping?: Promise<void>;
+  /** Heap in use (V8 heap + external buffers), from the last asynchronous reading. */
+  memoryBytes: number;
   memoryPeakBytes: number;
+  heapReading: boolean;
 }
 
 /** What the instance needs from its provider. */

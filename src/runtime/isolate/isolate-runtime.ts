@@ -129,7 +129,9 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
       drained: [],
       ended: false,
       stopRequested: false,
+      memoryBytes: 0,
       memoryPeakBytes: 0,
+      heapReading: false,
     } as unknown as Entry;
     const fire = fn('fire');
     entry.bridge = createBridge({
@@ -254,19 +256,28 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
     stats(id) {
       const entry = entries.get(id);
       if (!entry || entry.isolate.isDisposed) return undefined;
-      try {
-        const heap = entry.isolate.getHeapStatisticsSync();
-        const memoryBytes = heap.used_heap_size + heap.externally_allocated_size;
-        entry.memoryPeakBytes = Math.max(entry.memoryPeakBytes, memoryBytes);
-        return {
-          cpuMs: Number(entry.isolate.cpuTime) / 1e6,
-          memoryBytes,
-          memoryPeakBytes: entry.memoryPeakBytes,
-          pids: 0,
-        };
-      } catch {
-        return undefined;
+      // Never getHeapStatisticsSync: it waits for the isolate's lock, and a function in a busy
+      // loop holds it until the watchdog on this very thread ends it (a deadlock). The async
+      // reading queues behind the running code instead; this sample shows the previous one.
+      if (!entry.heapReading) {
+        entry.heapReading = true;
+        entry.isolate
+          .getHeapStatistics()
+          .then((heap) => {
+            entry.memoryBytes = heap.used_heap_size + heap.externally_allocated_size;
+            entry.memoryPeakBytes = Math.max(entry.memoryPeakBytes, entry.memoryBytes);
+          })
+          .catch(() => {})
+          .finally(() => {
+            entry.heapReading = false;
+          });
       }
+      return {
+        cpuMs: Number(entry.isolate.cpuTime) / 1e6,
+        memoryBytes: entry.memoryBytes,
+        memoryPeakBytes: entry.memoryPeakBytes,
+        pids: 0,
+      };
     },
     terminate(id, reason) {
       const entry = entries.get(id);
