@@ -126,7 +126,7 @@ describe('automated canary', () => {
     assert.match(aborted.stdout, /status:\s+aborted/);
     assert.deepEqual([...(await tally(node, '/fn/shop/', 20, 4))], [['v3', 20]]);
     const none = await node.call('/api/v1/functions/shop/rollout', { method: 'DELETE' });
-    assert.equal((await none.json()).error.code, 'NIMBUS_ERR_ROLLOUT_NOT_FOUND');
+    assert.equal(((await none.json()) as any).error.code, 'NIMBUS_ERR_ROLLOUT_NOT_FOUND');
   });
 
   it('rejects a bad rollout: block naming the field', async () => {

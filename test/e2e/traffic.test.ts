@@ -34,7 +34,7 @@ describe('revisions and traffic', () => {
     assert.equal(r1.config.name, 'split');
     const missing = await node.call('/api/v1/functions/split/revisions/r9');
     assert.equal(missing.status, 404);
-    assert.equal((await missing.json()).error.code, 'NIMBUS_ERR_REVISION_NOT_FOUND');
+    assert.equal(((await missing.json()) as any).error.code, 'NIMBUS_ERR_REVISION_NOT_FOUND');
   });
 
   it('splits 90/10 within binomial bounds over 1,000 requests', async () => {
@@ -56,7 +56,7 @@ describe('revisions and traffic', () => {
       { revision: 'r1', tag: 'blue' },
     ]);
     assert.equal(res.status, 200);
-    const view = await res.json();
+    const view: any = await res.json();
     assert.deepEqual(view.effective, [
       { revision: 'r2', percent: 100, tags: [] },
       { revision: 'r1', percent: 0, tags: ['blue'] },
@@ -125,7 +125,7 @@ describe('revisions and traffic', () => {
     ];
     for (const [traffic, message] of cases) {
       const res = await put('split', traffic);
-      const body = await res.json();
+      const body: any = await res.json();
       assert.equal(res.status, 400, JSON.stringify(traffic));
       assert.equal(body.error.code, 'NIMBUS_ERR_INVALID_REQUEST');
       assert.match(body.error.message, message);
