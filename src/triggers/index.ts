@@ -2,7 +2,10 @@
 export { cronTrigger } from './cron.js';
 export { intervalTrigger } from './interval.js';
 export { cloudEventHeaders, createTriggerManager, type TriggerManager, type TriggerView } from './manager.js';
+export { mqttTrigger } from './mqtt.js';
 export { natsTrigger } from './nats.js';
+export { rabbitmqTrigger } from './rabbitmq.js';
+export { redisStreamsTrigger } from './redis-streams.js';
 export type {
   FireResult,
   Trigger,

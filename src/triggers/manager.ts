@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { Clock } from '../core/clock.js';
 import { NimbusError } from '../core/errors.js';
 import { isValidFunctionName } from '../core/types.js';
@@ -71,6 +72,8 @@ export function createTriggerManager(options: TriggerManagerOptions): TriggerMan
     const factory = factories.get(spec.type);
     const status: TriggerStatus = { healthy: false, delivered: 0, failed: 0 };
     const abort = new AbortController();
+    // Every event in flight listens on it (a broker trigger holds up to its prefetch window).
+    setMaxListeners(0, abort.signal);
     if (!factory) {
       status.lastError = `unknown trigger type ${spec.type}`;
       running.set(spec.id, { trigger: { start: async () => {}, stop: async () => {} }, status, abort });
