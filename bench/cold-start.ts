@@ -1,57 +1,140 @@
-// Cold start: scale-from-zero to first response through Nimbus vs. spawning a bare node hello
-// server until its first response, side by side in one run (alternating).
+// Cold start, side by side in one run: spawning a bare node hello server until its first response,
+// and Nimbus scale-from-zero → first response in each start mode (a plain spawn, a warm pool
+// cell). Modes are a list: add one by adding an entry. Runs are interleaved (run i of every mode,
+// then run i + 1), so load on the machine hits every mode alike. Then the memory of one idle
+// instance per mode (cgroup charge), from an in-process runtime.
 // Run: npm run build && node --import tsx bench/cold-start.ts [runs=20]
-// Optional: BEFORE=/path/to/another/nimbus/checkout (built) adds that build as a third target.
+// Optional: BEFORE=/path/to/another/nimbus/checkout (built) adds that build's plain start as a mode.
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { createProcessRuntime } from '../src/runtime/process/process-runtime.js';
 import { deploy, percentile, ROOT, spawnUntil, startNimbusProcess } from './support.js';
 
 const runs = Number(process.argv[2] ?? 20);
+/** Time for a pool to refill between pooled runs (cells warm in ≈ 100-200 ms on a quiet machine). */
+const POOL_SETTLE_MS = Number(process.env.POOL_SETTLE_MS ?? 600);
 
-async function bareColdStart(): Promise<number> {
-  const t0 = performance.now();
-  const { child, match } = await spawnUntil(
-    process.execPath,
-    [join(ROOT, 'bench/fixtures/bare-server.mjs')],
-    /listening (\d+)/,
-  );
-  await (await fetch(`http://127.0.0.1:${match[1]}/`)).text();
-  const ms = performance.now() - t0;
-  child.kill();
-  return ms;
+/** One way of cold-starting hello; `once` returns milliseconds to the first response. */
+interface Mode {
+  name: string;
+  setup?(): Promise<void>;
+  once(run: number): Promise<number>;
+  teardown?(): Promise<void>;
 }
 
-async function nimbusColdStart(url: string, run: number): Promise<number> {
-  // A new revision (env changes) has no instance: its first request is a scale-from-zero.
-  await deploy(url, join(ROOT, 'bench/fixtures/hello'), { name: 'cold', env: { RUN: String(run) } });
-  const t0 = performance.now();
-  const res = await fetch(`${url}/fn/cold/`);
-  await res.text();
-  if (res.status !== 200) throw new Error(`status ${res.status}`);
-  return performance.now() - t0;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const bare: Mode = {
+  name: 'bare node spawn → first response',
+  async once() {
+    const t0 = performance.now();
+    const { child, match } = await spawnUntil(
+      process.execPath,
+      [join(ROOT, 'bench/fixtures/bare-server.mjs')],
+      /listening (\d+)/,
+    );
+    await (await fetch(`http://127.0.0.1:${match[1]}/`)).text();
+    const ms = performance.now() - t0;
+    child.kill();
+    return ms;
+  },
+};
+
+/**
+ * Nimbus (a `nimbus serve` process) cold-starting hello: each run deploys a new revision (env
+ * changes), so its first request is a scale-from-zero. `expect` is the start mode the instance
+ * must report (checked on the API, so a pooled number never silently measures a spawn).
+ */
+function nimbusMode(name: string, args: string[], expect?: string, root = ROOT): Mode {
+  let node: { url: string; child: ChildProcess } | undefined;
+  const fn = `cold-${name.split(' ')[0]!.replace(/[^a-z0-9]/g, '')}`;
+  const modes: string[] = [];
+  return {
+    name,
+    async setup() {
+      node = await startNimbusProcess(root, args);
+    },
+    async once(run) {
+      const url = node!.url;
+      await deploy(url, join(ROOT, 'bench/fixtures/hello'), { name: fn, env: { RUN: String(run) } });
+      if (expect === 'pool') await sleep(POOL_SETTLE_MS);
+      const t0 = performance.now();
+      const res = await fetch(`${url}/fn/${fn}/`);
+      await res.text();
+      const ms = performance.now() - t0;
+      if (res.status !== 200) throw new Error(`${name}: status ${res.status}`);
+      if (expect) {
+        const body = (await (await fetch(`${url}/api/v1/functions/${fn}`)).json()) as {
+          instances?: { revision: string; startMode?: string }[];
+        };
+        const mode = body.instances?.find((i) => i.startMode)?.startMode ?? 'unknown';
+        modes.push(mode);
+        if (mode !== expect) console.error(`${name}: run ${run} started as ${mode}, not ${expect}`);
+      }
+      return ms;
+    },
+    async teardown() {
+      node?.child.kill('SIGTERM');
+      if (modes.length) console.error(`${name}: start modes seen: ${[...new Set(modes)].join(', ')}`);
+    },
+  };
 }
 
-const nodes = [{ name: process.env.BEFORE ? 'nimbus (after)' : 'nimbus', node: await startNimbusProcess() }];
-if (process.env.BEFORE) nodes.unshift({ name: 'nimbus (before)', node: await startNimbusProcess(process.env.BEFORE) });
-const times = new Map<string, number[]>([['bare', []], ...nodes.map((n) => [n.name, []] as [string, number[]])]);
+const modes: Mode[] = [
+  bare,
+  nimbusMode('nimbus spawn (--pool-size 0) scale-from-zero → first response', ['--pool-size', '0'], 'spawn'),
+  nimbusMode('nimbus pool (--pool-size 2) scale-from-zero → first response', ['--pool-size', '2'], 'pool'),
+];
+if (process.env.BEFORE)
+  modes.push(nimbusMode('nimbus (before) scale-from-zero → first response', [], undefined, process.env.BEFORE));
+
+const times = new Map<Mode, number[]>(modes.map((m) => [m, []]));
+for (const mode of modes) await mode.setup?.();
 try {
-  for (let i = 0; i < runs; i++) {
-    times.get('bare')!.push(await bareColdStart());
-    for (const { name, node } of nodes) times.get(name)!.push(await nimbusColdStart(node.url, i));
-  }
+  for (let i = 0; i < runs; i++) for (const mode of modes) times.get(mode)!.push(await mode.once(i));
 } finally {
-  for (const { node } of nodes) node.child.kill('SIGTERM');
+  for (const mode of modes) await mode.teardown?.();
 }
+
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return { p50: percentile(s, 50), p95: percentile(s, 95) };
 };
-const bare = stats(times.get('bare')!);
-console.log(`${runs} runs each, alternating; milliseconds`);
-console.log('| target | p50 ms | p95 ms | p50 vs bare |\n| --- | --- | --- | --- |');
-console.log(`| bare node spawn → first response | ${bare.p50.toFixed(1)} | ${bare.p95.toFixed(1)} | 1.00× |`);
-for (const { name } of nodes) {
-  const s = stats(times.get(name)!);
-  console.log(
-    `| ${name} scale-from-zero → first response | ${s.p50.toFixed(1)} | ${s.p95.toFixed(1)} | ${(s.p50 / bare.p50).toFixed(2)}× |`,
-  );
+const base = stats(times.get(bare)!).p50;
+console.log(`${runs} runs each, interleaved; milliseconds`);
+console.log('| mode | p50 ms | p95 ms | p50 vs bare |\n| --- | --- | --- | --- |');
+for (const mode of modes) {
+  const s = stats(times.get(mode)!);
+  console.log(`| ${mode.name} | ${s.p50.toFixed(1)} | ${s.p95.toFixed(1)} | ${(s.p50 / base).toFixed(2)}× |`);
+}
+
+// Memory of one idle instance per mode: cgroup charge of a spawned hello instance, and of a
+// warm pool cell (a cell is an instance without its function yet).
+const runtime = createProcessRuntime({ poolSize: 2 });
+try {
+  if (runtime.sandboxed) {
+    const hello = await runtime.start({
+      id: 'mem-spawn',
+      function: 'hello',
+      revision: 'r1',
+      kind: 'node',
+      artifactDir: join(ROOT, 'bench/fixtures/hello'),
+      entry: 'index.js',
+      env: {},
+      memoryMb: 512,
+      timeoutMs: 1000,
+    });
+    await (await hello.fetch(new Request('http://fn/'))).text();
+    for (let i = 0; i < 100 && runtime.pool().filter((c) => c.state === 'warm').length < 2; i++) await sleep(50);
+    await sleep(500);
+    const mb = (b?: number) => ((b ?? 0) / 1024 / 1024).toFixed(1);
+    console.log('\n| idle instance | memory (cgroup charge) MB |\n| --- | --- |');
+    console.log(`| spawned hello instance, after one request | ${mb(runtime.stats('mem-spawn')?.memoryBytes)} |`);
+    const cells = runtime.pool().filter((c) => c.state === 'warm');
+    console.log(
+      `| warm pool cell (no function yet), mean of ${cells.length} | ${mb(cells.reduce((a, c) => a + (c.memoryBytes ?? 0), 0) / cells.length)} |`,
+    );
+  } else console.log("\n(memory per idle instance needs the sandbox's cgroups; not measured here)");
+} finally {
+  await runtime.close();
 }

@@ -7,8 +7,14 @@
  * message replaces its whole environment and working directory; from there it is a function
  * instance exactly like function.ts (run-function.ts), and reports ready a second time.
  */
-import { writeSync } from 'node:fs';
-import { READY_FD, type SpecialiseMessage } from './protocol.js';
+import { rmSync, writeSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serveFramed } from './framed-server.js';
+import { FrameDecoder, FrameType, FrameWriter, PREFACE } from './framing.js';
+import { loadFunction } from './handler.js';
+import { READY_FD, REQUEST_ID_HEADER, type SpecialiseMessage } from './protocol.js';
 import { runFunction } from './run-function.js';
 import { failStart } from './serve.js';
 
@@ -23,6 +29,54 @@ async function warm(): Promise<void> {
   new TextEncoder().encode('x');
   // The dynamic import of a file: URL (resolve, read, link, evaluate): the function's own import.
   await import(new URL('./cell-warm.mjs', import.meta.url).href).catch(() => {});
+  await warmServing().catch(() => {});
+}
+
+/**
+ * One request with a body through the serving path a function's first request takes (framed
+ * server, handler, Request/Response conversion), over a socket of the cell's own in its private
+ * /tmp: that first request is then as fast as the next ones.
+ */
+async function warmServing(): Promise<void> {
+  const fn = loadFunction(
+    { default: async (req: Request) => new Response(await req.text()) },
+    {},
+    {
+      functionName: 'cell',
+      functionVersion: 'r0',
+      instance: 'cell',
+      memoryMb: 0,
+      timeoutMs: 1000,
+    },
+  );
+  const path = join(tmpdir(), `.nimbus-cell-${process.pid}.sock`);
+  rmSync(path, { force: true });
+  const server = createServer((socket) => socket.once('data', (first) => serveFramed(socket, first, fn.handle)));
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  const client = connect(path);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const decoder = new FrameDecoder((type) => {
+        if (type === FrameType.ResponseEnd || type === FrameType.Error) resolve();
+      });
+      client.on('data', (chunk: Buffer) => decoder.push(chunk));
+      client.once('error', reject);
+      client.once('close', () => reject(new Error('closed')));
+      const writer = new FrameWriter(client);
+      writer.raw(PREFACE);
+      writer.frame(
+        FrameType.RequestHead,
+        1,
+        JSON.stringify(['POST', '/', 1, ['host', 'cell', REQUEST_ID_HEADER, 'warm']]),
+      );
+      writer.frame(FrameType.RequestData, 1, Buffer.from('warm'));
+      writer.frame(FrameType.RequestEnd, 1);
+    });
+  } finally {
+    client.destroy();
+    server.close();
+    rmSync(path, { force: true });
+  }
 }
 
 /** The first line of stdin; the host closes stdin after it. */
