@@ -1,3 +1,5 @@
+import { trafficPaths, trafficSchemas } from './openapi-traffic.js';
+
 /** The OpenAPI 3.1 description of the control-plane API, served at /api/v1/openapi.json. */
 const error = { $ref: '#/components/schemas/Error' };
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: error } } });
@@ -16,6 +18,7 @@ export const openApiDocument = {
     description: 'Control plane of Nimbus. Functions themselves are served under /fn/NAME/.',
   },
   paths: {
+    ...trafficPaths,
     '/healthz': {
       get: { summary: 'Liveness', responses: { 200: { description: 'Serving' }, 503: { description: 'Draining' } } },
     },
@@ -45,6 +48,12 @@ export const openApiDocument = {
             in: 'query',
             description: 'Name used when neither config nor manifest names the function',
             schema: { type: 'string' },
+          },
+          {
+            name: 'canary',
+            in: 'query',
+            description: 'true: release as an automated canary; false: at once; unset: as the manifest says',
+            schema: { type: 'boolean' },
           },
         ],
         requestBody: {
@@ -151,6 +160,7 @@ export const openApiDocument = {
   },
   components: {
     schemas: {
+      ...trafficSchemas,
       Error: {
         type: 'object',
         required: ['error'],
@@ -171,6 +181,8 @@ export const openApiDocument = {
           digest: { type: 'string' },
           url: { type: 'string' },
           snapshot: { $ref: '#/components/schemas/RevisionSnapshot' },
+          percent: { type: 'integer', description: "The new revision's share of the traffic now" },
+          rollout: { $ref: '#/components/schemas/RolloutRecord' },
         },
       },
       RevisionSnapshot: {
