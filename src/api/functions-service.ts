@@ -95,8 +95,11 @@ export class FunctionsService {
     built: { digest: string; files: ArtifactFile[]; entry?: string },
   ): Promise<RevisionSnapshot | undefined> {
     if (!config.snapshot || config.runtime !== 'node' || !built.entry) return undefined;
-    if (!this.#snapshots)
-      return { status: 'failed', error: 'This node does not build snapshots', node: process.version, guest: '' };
+    if (!this.#snapshots) {
+      const error = 'This node does not build snapshots (its runtime is not the process runtime)';
+      if (config.snapshot === 'required') throw new NimbusError('NIMBUS_ERR_SNAPSHOT_FAILED', error);
+      return { status: 'failed', error, node: process.version, guest: '' };
+    }
     const current = await this.functions.get(config.name);
     const latest = current && (await this.revisions.get(`${config.name}/${current.value.latestRevision}`));
     if (latest && latest.value.identity === identity) return undefined;
