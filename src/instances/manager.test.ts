@@ -194,6 +194,23 @@ describe('instance manager', () => {
     await manager.close();
   });
 
+  it('starts scale.initial instances at set-up and keeps them for a stable window (Knative starts in panic)', async () => {
+    const clock = createManualClock();
+    const runtime = createMemoryRuntime();
+    const manager = createInstanceManager({ runtime, clock, freezeAfterMs: 0 });
+    const p = plan({ concurrency: 10, initial: 3, window: 6, idleTimeout: 1 });
+    manager.ensureMin(p);
+    await settle();
+    assert.equal(manager.instances('fn').filter((i) => i.state === 'ready').length, 3);
+    clock.advance(5000);
+    await settle();
+    assert.equal(manager.instances('fn').length, 3, 'held while the first window fills');
+    for (let i = 0; i < 10; i++) clock.advance(1000);
+    await settle();
+    assert.equal(manager.instances('fn').length, 0, 'no traffic at all: down to zero (min 0)');
+    await manager.close();
+  });
+
   it('adds extra demand (async queue depth) to what the autoscaler sees', async () => {
     const clock = createManualClock();
     const runtime = createMemoryRuntime();

@@ -29,7 +29,7 @@ export interface InstanceManagerOptions {
     id: string;
     ok: boolean;
     durationMs: number;
-    mode?: 'spawn' | 'pool' | 'snapshot';
+    mode?: 'spawn' | 'pool' | 'snapshot' | 'criu';
   }) => void;
 }
 
@@ -37,7 +37,7 @@ export interface InstanceManagerOptions {
 export interface InstanceManager {
   /** A slot on an instance of the plan's revision; held (not failed) while instances start. */
   acquire(plan: RevisionPlan, signal?: AbortSignal): Promise<Lease>;
-  /** Starts the revision's `scale.min` instances (at boot and after a deploy). */
+  /** Starts the revision's `scale.initial` (at least `scale.min`) instances (at boot and after a deploy). */
   ensureMin(plan: RevisionPlan): void;
   /**
    * Takes a revision out of service; its instances stop once idle. With `reject`, held requests
@@ -119,7 +119,7 @@ export function createInstanceManager(options: InstanceManagerOptions): Instance
       return poolFor(plan).acquire(signal);
     },
     ensureMin(plan) {
-      if (!closed && plan.scale.min > 0) poolFor(plan).ensureMin();
+      if (!closed && Math.max(plan.scale.min, plan.scale.initial ?? 0) > 0) poolFor(plan).ensureMin();
     },
     async retire(key, reject) {
       const pool = pools.get(key);
