@@ -1,12 +1,6 @@
+import { errorResponse, nameParam } from './openapi-parts.js';
+
 /** The OpenAPI paths and schemas of revisions, traffic and rollouts (traffic-routes.ts; docs/traffic.md). */
-const error = { $ref: '#/components/schemas/Error' };
-const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: error } } });
-const nameParam = {
-  name: 'name',
-  in: 'path',
-  required: true,
-  schema: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,62}$' },
-};
 const ok = (schema: string, description: string) => ({
   description,
   content: { 'application/json': { schema: { $ref: `#/components/schemas/${schema}` } } },

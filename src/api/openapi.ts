@@ -1,14 +1,7 @@
+import { errorResponse, nameParam } from './openapi-parts.js';
 import { trafficPaths, trafficSchemas } from './openapi-traffic.js';
 
 /** The OpenAPI 3.1 description of the control-plane API, served at /api/v1/openapi.json. */
-const error = { $ref: '#/components/schemas/Error' };
-const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: error } } });
-const nameParam = {
-  name: 'name',
-  in: 'path',
-  required: true,
-  schema: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,62}$' },
-};
 
 export const openApiDocument = {
   openapi: '3.1.0',
