@@ -1,7 +1,7 @@
 import { type Context, Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { NimbusError, toNimbusError } from '../core/errors.js';
-import type { FunctionConfig, FunctionRecord } from '../core/types.js';
+import type { FunctionConfig, FunctionRecord, RevisionRecord } from '../core/types.js';
 import type { AsyncInvocations } from '../events/types.js';
 import type { ScaleView } from '../instances/scaling.js';
 import type { InstanceInfo } from '../instances/types.js';
@@ -36,6 +36,8 @@ export interface ApiOptions {
   traffic?: TrafficService;
   /** How instances run on this node (e.g. `{ sandboxed, warnings }`), shown beside instance lists. */
   runtimeInfo?(): Record<string, unknown>;
+  /** Whether a revision's cold starts restore a CRIU image (docs/criu.md); undefined when it did not ask. */
+  checkpointStatus?(revision: RevisionRecord): unknown;
   /** Serves `/api/v1/functions/NAME/scale`: the autoscaler's view of each live revision. */
   scale?(name: string): ScaleView[];
 }
@@ -45,6 +47,10 @@ export function createApi(options: ApiOptions): Hono {
   const { service, logs } = options;
   const maxUpload = options.maxUploadBytes ?? 100 * 1024 * 1024;
   const app = new Hono();
+  const withCheckpoint = (r: RevisionRecord) => {
+    const checkpoint = options.checkpointStatus?.(r);
+    return checkpoint ? { checkpoint } : {};
+  };
 
   app.onError((err, c) => {
     const error = toNimbusError(err);
@@ -106,6 +112,7 @@ export function createApi(options: ApiOptions): Hono {
         createdAt: r.createdAt,
         config: r.config,
         ...(r.snapshot ? { snapshot: r.snapshot } : {}),
+        ...withCheckpoint(r),
       })),
       instances: d.instances,
       ...(d.startError ? { startError: d.startError } : {}),

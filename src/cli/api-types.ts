@@ -27,6 +27,15 @@ export interface DeployResult {
   rollout?: { canary: string; percent: number; settings: { steps: number[]; interval: number } };
 }
 
+/** A revision's CRIU checkpoint as the API reports it (runtime/criu CheckpointStatus). */
+export interface CheckpointInfo {
+  restores: boolean;
+  state: 'ready' | 'pending' | 'failed' | 'unsupported';
+  reason?: string;
+  image?: { bytes: number; dumpMs: number; createdAt: string };
+  restored: number;
+}
+
 export interface FunctionDetail {
   function: FunctionSummary;
   startError?: string;
@@ -39,6 +48,8 @@ export interface FunctionDetail {
     createdAt: string;
     config: FunctionConfig;
     snapshot?: RevisionSnapshot;
+    /** App mode with snapshot: whether cold starts restore a CRIU image (docs/criu.md). */
+    checkpoint?: CheckpointInfo;
   }[];
   instances: {
     id: string;

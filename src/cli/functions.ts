@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { FunctionDetail, FunctionSummary } from './api-types.js';
+import { formatCheckpoint } from './checkpoint-format.js';
 import { clientFor, printJson, shortDigest, withUrl } from './common.js';
 import { type CliContext, writeLine } from './context.js';
 import { formatSnapshot } from './snapshot-format.js';
@@ -68,6 +69,7 @@ export function formatFunctionDetail(d: FunctionDetail, now: number): string {
   const f = d.function;
   const c = d.config;
   const latestSnapshot = d.revisions.find((r) => r.id === f.latestRevision)?.snapshot;
+  const latestCheckpoint = d.revisions.find((r) => r.id === f.latestRevision)?.checkpoint;
   const config: [string, string][] = [
     ['runtime', c.runtime],
     c.runtime === 'app' ? ['command', (c.command ?? []).join(' ') || '-'] : ['handler', c.handler ?? '(default)'],
@@ -75,6 +77,7 @@ export function formatFunctionDetail(d: FunctionDetail, now: number): string {
     ['timeout', `${c.timeout} s`],
     ['concurrency', String(c.concurrency)],
     ...(latestSnapshot ? [['snapshot', formatSnapshot(latestSnapshot)] as [string, string]] : []),
+    ...(latestCheckpoint ? [['criu restores', formatCheckpoint(latestCheckpoint)] as [string, string]] : []),
     ['scale', c.scale ? `min ${c.scale.min}, max ${c.scale.max}, idle timeout ${c.scale.idleTimeout} s` : '-'],
     [
       'env',

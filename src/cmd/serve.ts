@@ -21,6 +21,7 @@ import { createUsageMeter } from '../observe/usage.js';
 import { createSqliteQueue } from '../queue/index.js';
 import { createRolloutController } from '../rollout/index.js';
 import { createRuntimeByKind } from '../runtime/by-kind.js';
+import { checkpointSubject, createCriuRuntime } from '../runtime/criu/index.js';
 import { createProcessRuntime, type Runtime } from '../runtime/index.js';
 import { createIsolateRuntime } from '../runtime/isolate/index.js';
 import { createSnapshotBuilder } from '../runtime/snapshot/index.js';
@@ -100,9 +101,13 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const processRuntime = options.runtime
     ? undefined
     : createProcessRuntime({ requireSandbox: options.requireSandbox, poolSize: options.poolSize });
+  // App mode with `snapshot: true`: cold starts restore a CRIU image when CRIU works here (docs/criu.md).
+  const criuRuntime = processRuntime
+    ? createCriuRuntime({ inner: processRuntime, dir: join(options.dataDir, 'criu') })
+    : undefined;
   // runtime: isolate functions run in V8 isolates in this process (docs/isolate.md); the rest in processes.
   const runtime: Runtime =
-    options.runtime ?? createRuntimeByKind({ process: processRuntime!, isolate: createIsolateRuntime() });
+    options.runtime ?? createRuntimeByKind({ process: criuRuntime!, isolate: createIsolateRuntime() });
   if (options.requireSandbox && processRuntime && !processRuntime.sandboxed) {
     await runtime.close();
     throw new NimbusError(
@@ -241,6 +246,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     maxUploadBytes: options.maxUploadBytes,
     healthy: () => !draining,
     runtimeInfo: () => (sandbox ? { sandbox } : {}),
+    checkpointStatus: criuRuntime ? (r) => criuRuntime.status(checkpointSubject(r)) : undefined,
     scale: (name) => manager.scale(name),
   });
   const apiListener = getRequestListener(api.fetch, { overrideGlobalObjects: false });

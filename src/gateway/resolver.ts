@@ -1,6 +1,7 @@
 import { effectiveTraffic, pickWeighted } from '../core/traffic.js';
 import type { FunctionRecord, RevisionRecord } from '../core/types.js';
 import type { RevisionPlan } from '../instances/types.js';
+import { checkpointKey } from '../runtime/criu/key.js';
 import type { ArtifactStore, ReadonlyBucket } from '../store/types.js';
 
 /** The data plane's one question to the control plane's records (OpenFaaS's `Resolve(name)`). */
@@ -58,6 +59,8 @@ export function planFor(revision: RevisionRecord, artifactDir: string, snapshotB
       artifactDir,
       entry: revision.entry,
       ...(snapshotBlob ? { snapshotBlob } : {}),
+      // App mode + snapshot: a CRIU image, kept under the revision identity (runtime/criu).
+      ...(checkpointKey(revision) ? { checkpoint: checkpointKey(revision) } : {}),
       command: config.command,
       env: config.env,
       memoryMb: config.memory,

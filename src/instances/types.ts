@@ -42,8 +42,8 @@ export interface InstanceInfo {
   readyAt?: string;
   lastUsedAt?: string;
   pid?: number;
-  /** How it started: a new process (`spawn`), a warm pool cell (`pool`), a V8 snapshot (`snapshot`). */
-  startMode?: 'spawn' | 'pool' | 'snapshot';
+  /** How it started: a new process (`spawn`), a warm pool cell (`pool`), a V8 snapshot (`snapshot`), a CRIU image (`criu`). */
+  startMode?: 'spawn' | 'pool' | 'snapshot' | 'criu';
 }
 
 /** A log line from an instance or about one (`stream: 'system'`), tagged for the log store. */

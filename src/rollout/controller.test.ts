@@ -123,9 +123,12 @@ describe('rollout controller', () => {
 
   it('waits while a step has too few canary requests, then judges the whole longer window', async () => {
     await deploy(revision('r2', SETTINGS));
-    traffic('r2', 5);
+    traffic('r2', 3);
+    await step();
+    traffic('r2', 2);
     await step();
     let record = (await controller.get('f'))!;
+    assert.equal(record.events.filter((e) => e.action === 'wait').length, 1, 'one wait event, kept up to date');
     assert.deepEqual([record.status, record.percent, record.events.at(-1)?.action], ['running', 10, 'wait']);
     assert.match(record.events.at(-1)!.reason, /5 of 20 canary requests/);
     assert.deepEqual(shares(), { r1: 90, r2: 10 });

@@ -82,6 +82,8 @@ export function createRolloutController(options: RolloutControllerOptions): Roll
   };
 
   const note = (record: RolloutRecord, event: Omit<RolloutEvent, 'time' | 'percent'>) => {
+    // A step that keeps waiting is one event, brought up to date, not one per interval.
+    if (event.action === 'wait' && record.events.at(-1)?.action === 'wait') record.events.pop();
     record.events.push({ time: iso(), percent: record.percent, ...event });
     if (record.events.length > maxEvents) record.events.splice(1, record.events.length - maxEvents);
     record.updatedAt = iso();

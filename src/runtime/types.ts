@@ -23,6 +23,11 @@ export interface InstanceSpec {
    * restored from it instead of loading `entry` (which is still set).
    */
   snapshotBlob?: string;
+  /**
+   * App mode with `snapshot: true`: the revision identity its CRIU image is kept under; providers
+   * that checkpoint (runtime/criu) restore cold starts from it, the others ignore it.
+   */
+  checkpoint?: string;
   /** app: argv of the program to run; it must listen on $PORT. */
   command?: string[];
   /** The function's own environment variables (the platform adds its own on top). */
@@ -42,9 +47,10 @@ export type InstanceState = 'starting' | 'ready' | 'stopping' | 'stopped' | 'fai
 
 /**
  * How an instance started: `spawn` a new process, `pool` a pre-started warm cell specialised to
- * the function (process/cell-pool.ts), `snapshot` restored from a V8 startup snapshot.
+ * the function (process/cell-pool.ts), `snapshot` restored from a V8 startup snapshot, `criu` an
+ * app-mode instance restored from its revision's CRIU image (runtime/criu).
  */
-export type StartMode = 'spawn' | 'pool' | 'snapshot';
+export type StartMode = 'spawn' | 'pool' | 'snapshot' | 'criu';
 
 /** Why an instance ended. */
 export interface ExitInfo {
@@ -77,7 +83,8 @@ export interface Instance {
 export type RuntimeEvent =
   | { type: 'state'; id: string; state: InstanceState; exit?: ExitInfo }
   /** One line of the instance's stdout/stderr; `requestId` when emitted while serving one. */
-  | { type: 'log'; id: string; stream: 'stdout' | 'stderr'; line: string; requestId?: string; time: number };
+  /** `system`: a line about the instance from the platform (e.g. why a CRIU restore fell back). */
+  | { type: 'log'; id: string; stream: 'stdout' | 'stderr' | 'system'; line: string; requestId?: string; time: number };
 
 export interface Runtime {
   /** e.g. "process". */

@@ -1,0 +1,326 @@
+/**
+ * CRIU checkpoint/restore of app-mode instances (docs/criu.md), as a Runtime around the process
+ * provider: specs without `checkpoint` (and every start when CRIU cannot be used) go to the inner
+ * runtime untouched. For a checkpointed revision, the first instance starts normally and, once it
+ * is ready, a copy made for the purpose is dumped in the background; later cold starts restore
+ * that image. A restore that fails falls back to a normal start, with a `system` log line saying why.
+ */
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { packageRoot } from '../../core/package-root.js';
+import type { SpawnContext } from '../process/spawn.js';
+import { type CgroupHost, type InstanceStats, openCgroups } from '../sandbox/cgroups.js';
+import { limitsFor } from '../sandbox/limits.js';
+import { createSandbox, type Sandbox, type SandboxOptions, trackTempDir } from '../sandbox/sandbox.js';
+import type { Instance, InstanceSpec, Runtime, RuntimeEvent } from '../types.js';
+import { type CheckpointMeta, META_FILE, makeCheckpoint } from './checkpoint.js';
+import { type CriuSupport, criuSupport } from './detect.js';
+import { type RestoredInstance, restoreInstance } from './restore.js';
+
+/** Whether a revision's cold starts are CRIU restores, as `nimbus get` shows it. */
+export interface CheckpointStatus {
+  /** True once cold starts restore the image. */
+  restores: boolean;
+  /** `ready`: image made; `pending`: being made (or not yet: no instance started); `failed`/`unsupported`: not used. */
+  state: 'ready' | 'pending' | 'failed' | 'unsupported';
+  /** Why restores are not in use. */
+  reason?: string;
+  image?: { bytes: number; dumpMs: number; createdAt: string };
+  /** Instances restored from it by this node process. */
+  restored: number;
+}
+
+/** The spec fields that decide whether CRIU applies. */
+export type CheckpointSubject = Pick<InstanceSpec, 'kind' | 'network' | 'checkpoint'>;
+
+export interface CriuRuntimeOptions {
+  inner: Runtime;
+  /** Where images are kept, one directory per revision identity (`DATA/criu`). */
+  dir: string;
+  /** Detection result; default: detected once on this machine. */
+  support?: CriuSupport;
+  nodePath?: string;
+  guestDir?: string;
+  baseEnv?: Record<string, string>;
+  sandbox?: SandboxOptions;
+}
+
+/** The CRIU runtime, with what it knows beyond the Runtime contract. */
+export interface CriuRuntime extends Runtime {
+  readonly support: CriuSupport;
+  /** Undefined when the revision did not ask for a checkpoint. */
+  status(subject: CheckpointSubject): CheckpointStatus | undefined;
+  /** Resolves when the checkpoint of `key` being made (if any) is done. For tests and benches. */
+  settled(key: string): Promise<void>;
+}
+
+/** The reason restores cannot be used for a spec, or undefined when they can. */
+export function unsupportedReason(
+  subject: CheckpointSubject,
+  support: CriuSupport,
+  sandboxed: boolean,
+): string | undefined {
+  if (!support.available) return `CRIU is not available: ${support.reason}`;
+  if (subject.kind !== 'app') return 'CRIU restores are for app mode (node functions use V8 snapshots)';
+  if (subject.network !== 'none')
+    return 'CRIU restores need network: none (in the host network every restore would re-bind the same port)';
+  if (!sandboxed) return 'CRIU restores run only sandboxed (bubblewrap and cgroups)';
+  return undefined;
+}
+
+const ETC_PASSWD = 'root:x:0:0:root:/root:/usr/sbin/nologin\nnimbus:x:65534:65534:nimbus:/tmp:/usr/sbin/nologin\n';
+const ETC_GROUP = 'root:x:0:\nnimbus:x:65534:\n';
+
+export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
+  const { inner } = options;
+  // Detected on first need: a node without checkpointed functions never runs `criu check`.
+  let detected = options.support;
+  const support = () => (detected ??= criuSupport());
+  const ctx: SpawnContext = {
+    nodePath: options.nodePath ?? process.execPath,
+    guestDir: options.guestDir ?? join(packageRoot(), 'dist', 'guest'),
+    baseEnv: {
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      HOME: '/tmp',
+      LANG: 'C.UTF-8',
+      ...options.baseEnv,
+    },
+  };
+  // Made on first use only: a node without CRIU (or without checkpointed functions) pays nothing.
+  let parts: { sandbox: Sandbox; cgroups: CgroupHost; etcDir: string; runDir: string; remove: () => void } | undefined;
+  let partsError: string | undefined;
+  const setprivPath = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => {
+    try {
+      accessSync(p, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  const getParts = () => {
+    if (parts || partsError) return parts;
+    const sandbox = createSandbox(options.sandbox);
+    const cgroups = openCgroups();
+    if (!sandbox.isolated || 'reason' in cgroups) {
+      partsError = sandbox.warnings.join('; ') || ('reason' in cgroups ? cgroups.reason : 'no sandbox');
+      sandbox.close();
+      return undefined;
+    }
+    const base = mkdtempSync(join(tmpdir().length < 60 ? tmpdir() : '/tmp', 'nimbus-criu-rt-'));
+    const remove = trackTempDir(base);
+    const etcDir = join(base, 'etc');
+    mkdirSync(etcDir, { mode: 0o755 });
+    writeFileSync(join(etcDir, 'passwd'), ETC_PASSWD);
+    writeFileSync(join(etcDir, 'group'), ETC_GROUP);
+    parts = { sandbox, cgroups, etcDir, runDir: base, remove };
+    return parts;
+  };
+  const sandboxedHere = () => support().available && setprivPath !== undefined && getParts() !== undefined;
+
+  const restored = new Map<string, RestoredInstance>();
+  const stopping = new Map<string, Promise<void>>();
+  const listeners = new Set<(event: RuntimeEvent) => void>();
+  const making = new Map<string, Promise<void>>();
+  const failures = new Map<string, string>();
+  const counts = new Map<string, number>();
+  let counter = 0;
+  const emit = (event: RuntimeEvent) => {
+    for (const l of listeners) {
+      try {
+        l(event);
+      } catch {}
+    }
+  };
+  const unsubscribeInner = inner.subscribe(emit);
+  const system = (id: string, line: string) => emit({ type: 'log', id, stream: 'system', line, time: Date.now() });
+
+  const imageDir = (key: string) => join(options.dir, key.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80));
+  const readMeta = (key: string): CheckpointMeta | undefined => {
+    try {
+      return JSON.parse(readFileSync(join(imageDir(key), META_FILE), 'utf8')) as CheckpointMeta;
+    } catch {
+      return undefined;
+    }
+  };
+
+  function checkpointLater(spec: InstanceSpec, key: string): void {
+    if (making.has(key) || failures.has(key) || readMeta(key)) return;
+    const p = getParts()!;
+    const job = makeCheckpoint(
+      {
+        criuPath: support().path!,
+        criuVersion: support().version,
+        setprivPath: setprivPath!,
+        sandbox: p.sandbox,
+        spawn: ctx,
+      },
+      spec,
+      imageDir(key),
+    )
+      .then((meta) =>
+        system(
+          spec.id,
+          `CRIU checkpoint of ${spec.revision} made (${meta.dumpMs} ms, ${Math.round(meta.bytes / 1e6)} MB): later cold starts restore it`,
+        ),
+      )
+      .catch((err) => {
+        failures.set(key, (err as Error).message);
+        system(spec.id, `${(err as Error).message}; instances of ${spec.revision} start normally`);
+      })
+      .finally(() => making.delete(key));
+    making.set(key, job);
+  }
+
+  async function restore(spec: InstanceSpec, key: string, meta: CheckpointMeta): Promise<Instance> {
+    const p = getParts()!;
+    const n = ++counter;
+    const baseDir = join(p.runDir, String(n));
+    mkdirSync(baseDir, { mode: 0o755 });
+    const cgroup = p.cgroups.create(
+      `criu-${n}-${spec.id.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 60)}`,
+      limitsFor(spec.memoryMb, spec.cpu),
+    );
+    const instance = await restoreInstance({
+      criuPath: support().path!,
+      image: imageDir(key),
+      meta,
+      spec,
+      baseDir,
+      etcDir: p.etcDir,
+      cgroup,
+      timeoutMs: spec.startTimeoutMs ?? 10_000,
+      onLine: (stream, line, requestId) =>
+        emit({ type: 'log', id: spec.id, stream, line, ...(requestId ? { requestId } : {}), time: Date.now() }),
+    });
+    restored.set(spec.id, instance);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    void instance.gone.then(async () => {
+      const expected = stopping.has(spec.id);
+      restored.delete(spec.id);
+      await instance.cleanup();
+      instance.state = expected ? 'stopped' : 'failed';
+      emit({
+        type: 'state',
+        id: spec.id,
+        state: instance.state,
+        exit: { code: null, signal: null, reason: expected ? 'stopped' : 'exited', expected },
+      });
+    });
+    emit({ type: 'state', id: spec.id, state: 'ready' });
+    return instance;
+  }
+
+  const stopRestored = (instance: RestoredInstance, graceMs: number): Promise<void> => {
+    const existing = stopping.get(instance.id);
+    if (existing) return existing;
+    const done = (async () => {
+      if (instance.state === 'ready') {
+        instance.state = 'stopping';
+        emit({ type: 'state', id: instance.id, state: 'stopping' });
+      }
+      await instance.cgroup?.thaw().catch(() => {});
+      const kill = (signal: NodeJS.Signals) => {
+        try {
+          process.kill(instance.pid, signal);
+        } catch {}
+      };
+      // The watchdog drains and stops the app; SIGKILL of the namespace's init ends all of it.
+      kill('SIGTERM');
+      const timer = setTimeout(() => kill('SIGKILL'), graceMs);
+      await instance.gone;
+      clearTimeout(timer);
+    })();
+    stopping.set(instance.id, done);
+    return done;
+  };
+
+  return {
+    name: `${inner.name}+criu`,
+    get support() {
+      return support();
+    },
+    status(subject) {
+      if (!subject.checkpoint) return undefined;
+      const key = subject.checkpoint;
+      const reason =
+        unsupportedReason(subject, support(), true) ??
+        (setprivPath ? undefined : 'setpriv (util-linux) is missing') ??
+        (sandboxedHere() ? undefined : `instances are not sandboxed: ${partsError}`);
+      const restoredCount = counts.get(key) ?? 0;
+      if (reason) return { restores: false, state: 'unsupported', reason, restored: restoredCount };
+      const meta = readMeta(key);
+      if (meta)
+        return {
+          restores: true,
+          state: 'ready',
+          image: { bytes: meta.bytes, dumpMs: meta.dumpMs, createdAt: meta.createdAt },
+          restored: restoredCount,
+        };
+      const failed = failures.get(key);
+      if (failed) return { restores: false, state: 'failed', reason: failed, restored: restoredCount };
+      return {
+        restores: false,
+        state: 'pending',
+        reason: making.has(key) ? 'the checkpoint is being made' : 'made after the first instance is ready',
+        restored: restoredCount,
+      };
+    },
+    async settled(key) {
+      await making.get(key);
+    },
+    async start(spec, startOptions) {
+      const key = spec.checkpoint;
+      if (!key || unsupportedReason(spec, support(), true) || !setprivPath || !sandboxedHere())
+        return inner.start(spec, startOptions);
+      const meta = readMeta(key);
+      if (meta && !startOptions?.signal?.aborted) {
+        try {
+          return await restore(spec, key, meta);
+        } catch (err) {
+          system(spec.id, `CRIU restore failed, starting normally: ${(err as Error).message}`);
+        }
+      }
+      const instance = await inner.start(spec, startOptions);
+      if (!meta) checkpointLater(spec, key);
+      return instance;
+    },
+    async stop(id, stopOptions) {
+      const instance = restored.get(id);
+      if (!instance) return inner.stop(id, stopOptions);
+      return stopRestored(instance, stopOptions?.graceMs ?? 2000);
+    },
+    list: () => [...inner.list(), ...restored.values()],
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    stats(id): InstanceStats | undefined {
+      const instance = restored.get(id);
+      return instance ? instance.cgroup?.stats() : inner.stats?.(id);
+    },
+    async freeze(id) {
+      const instance = restored.get(id);
+      if (!instance) return (await inner.freeze?.(id)) ?? false;
+      if (!instance.cgroup) return false;
+      await instance.cgroup.freeze();
+      return true;
+    },
+    async thaw(id) {
+      const instance = restored.get(id);
+      if (!instance) return (await inner.thaw?.(id)) ?? false;
+      if (!instance.cgroup) return false;
+      await instance.cgroup.thaw();
+      return true;
+    },
+    async close() {
+      await Promise.all([...restored.values()].map((i) => stopRestored(i, 2000)));
+      await Promise.allSettled(making.values());
+      unsubscribeInner();
+      await inner.close();
+      parts?.cgroups.close();
+      parts?.sandbox.close();
+      parts?.remove();
+    },
+  };
+}

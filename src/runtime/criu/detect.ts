@@ -1,0 +1,59 @@
+/**
+ * Is there a CRIU here that can checkpoint and restore Nimbus's sandboxed app instances? Asked
+ * once per process (`criu check` takes ≈ 50 ms) and cached. CRIU is an optional accelerator: when
+ * the answer is no, instances start normally and the reason is shown (docs/criu.md).
+ */
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+/** What the machine offers for checkpoint/restore. */
+export interface CriuSupport {
+  /** A working criu binary (`criu check` passed). */
+  available: boolean;
+  /** Absolute path of the binary, when found. */
+  path?: string;
+  /** e.g. "4.1.1". */
+  version?: string;
+  /** Why it cannot be used, one sentence, when `available` is false. */
+  reason?: string;
+}
+
+/** Where criu is looked for besides PATH (scripts/install-criu.sh installs to /usr/local/sbin). */
+const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+
+function findCriu(pathEnv: string): string | undefined {
+  for (const dir of [...pathEnv.split(delimiter), ...SBIN]) {
+    if (!dir) continue;
+    const file = join(dir, 'criu');
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {}
+  }
+  return undefined;
+}
+
+/** Runs the detection now (uncached); `criuPath` skips the search. */
+export function detectCriu(options: { criuPath?: string; pathEnv?: string } = {}): CriuSupport {
+  if (process.platform !== 'linux') return { available: false, reason: 'CRIU only runs on Linux' };
+  if (process.geteuid?.() !== 0) return { available: false, reason: 'Nimbus does not run as root (CRIU needs it)' };
+  const path = options.criuPath ?? findCriu(options.pathEnv ?? process.env.PATH ?? '');
+  if (!path) return { available: false, reason: 'criu is not installed (scripts/install-criu.sh builds one)' };
+  const version = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 5000 });
+  const found = /Version:\s*(\S+)/.exec(version.stdout ?? '')?.[1];
+  const check = spawnSync(path, ['check'], { encoding: 'utf8', timeout: 20_000 });
+  if (check.status !== 0) {
+    const why = `${check.stderr ?? ''}${check.stdout ?? ''}`.trim().split('\n').filter(Boolean).at(-1);
+    return { available: false, path, version: found, reason: `criu check fails: ${why ?? check.error?.message}` };
+  }
+  return { available: true, path, ...(found ? { version: found } : {}) };
+}
+
+let cached: CriuSupport | undefined;
+
+/** The detection, run on first use and remembered for the life of the process. */
+export function criuSupport(): CriuSupport {
+  cached ??= detectCriu();
+  return cached;
+}
