@@ -78,6 +78,16 @@ export const openApiDocument = {
         responses: { 200: { description: 'Deleted' }, 404: errorResponse('Unknown function') },
       },
     },
+    '/api/v1/functions/{name}/scale': {
+      parameters: [nameParam],
+      get: {
+        summary: "The autoscaler's view per live revision: desired/ready instances, panic, observed load, queue",
+        responses: {
+          200: { description: '{function, revisions: [ScaleView]}' },
+          404: errorResponse('Unknown function'),
+        },
+      },
+    },
     '/async/fn/{name}/{path}': {
       parameters: [nameParam, { name: 'path', in: 'path', required: true, schema: { type: 'string' } }],
       post: {
