@@ -8,8 +8,7 @@
 import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../../core/package-root.js';
-import type { SpawnContext } from '../process/spawn.js';
+import { type SpawnContext, spawnContext } from '../process/spawn.js';
 import { type CgroupHost, type InstanceStats, openCgroups } from '../sandbox/cgroups.js';
 import { limitsFor } from '../sandbox/limits.js';
 import { createSandbox, type Sandbox, type SandboxOptions, trackTempDir } from '../sandbox/sandbox.js';
@@ -77,16 +76,7 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
   // Detected on first need: a node without checkpointed functions never runs `criu check`.
   let detected = options.support;
   const support = () => (detected ??= criuSupport());
-  const ctx: SpawnContext = {
-    nodePath: options.nodePath ?? process.execPath,
-    guestDir: options.guestDir ?? join(packageRoot(), 'dist', 'guest'),
-    baseEnv: {
-      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-      HOME: '/tmp',
-      LANG: 'C.UTF-8',
-      ...options.baseEnv,
-    },
-  };
+  const ctx: SpawnContext = spawnContext(options);
   // Made on first use only: a node without CRIU (or without checkpointed functions) pays nothing.
   let parts: { sandbox: Sandbox; cgroups: CgroupHost; etcDir: string; runDir: string; remove: () => void } | undefined;
   let partsError: string | undefined;

@@ -1,7 +1,5 @@
 import { constants } from 'node:os';
-import { join } from 'node:path';
 import { hasCode, NimbusError } from '../../core/errors.js';
-import { packageRoot } from '../../core/package-root.js';
 import { JOIN_FAILED_CODE } from '../sandbox/bwrap.js';
 import type { InstanceStats } from '../sandbox/cgroups.js';
 import { heapLimitMb } from '../sandbox/limits.js';
@@ -12,7 +10,7 @@ import { type Channel, createChannel } from './channel.js';
 import { type CellShape, createLauncher, killGroup, type Launched, TAIL_LINES } from './launch.js';
 import { OutputLimiter, type OutputRate } from './lines.js';
 import { procStats } from './proc-stats.js';
-import { type SpawnContext, waitReady } from './spawn.js';
+import { type SpawnContext, spawnContext, waitReady } from './spawn.js';
 import { cellShapeOf, prepareCell, sendSpecialise } from './specialise.js';
 
 /** Options of the process provider. */
@@ -157,16 +155,7 @@ function warnOnce(warnings: string[]): void {
  * cold start takes a warm pool cell when one of its shape is ready (cell-pool.ts), else spawns.
  */
 export function createProcessRuntime(options: ProcessRuntimeOptions = {}): ProcessRuntime {
-  const ctx: SpawnContext = {
-    nodePath: options.nodePath ?? process.execPath,
-    guestDir: options.guestDir ?? join(packageRoot(), 'dist', 'guest'),
-    baseEnv: {
-      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-      HOME: '/tmp',
-      LANG: 'C.UTF-8',
-      ...options.baseEnv,
-    },
-  };
+  const ctx: SpawnContext = spawnContext(options);
   const sandbox: Sandbox = createSandbox(options.sandbox);
   const sandboxed = sandbox.isolated && sandbox.limited;
   warnOnce(sandbox.warnings);

@@ -3,6 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { NimbusError } from '../../core/errors.js';
+import { packageRoot } from '../../core/package-root.js';
 import { ENV_KEYS_VAR, type ReadyMessage } from '../guest/protocol.js';
 import { heapLimitMb } from '../sandbox/limits.js';
 import type { InstanceSpec } from '../types.js';
@@ -22,6 +23,24 @@ export interface SpawnContext {
   guestDir: string;
   /** Platform variables under the function's env (PATH, HOME, LANG…). */
   baseEnv: Record<string, string>;
+}
+
+/** The spawn context from a provider's options: the current node, dist/guest, PATH/HOME/LANG under `baseEnv`. */
+export function spawnContext(options: {
+  nodePath?: string;
+  guestDir?: string;
+  baseEnv?: Record<string, string>;
+}): SpawnContext {
+  return {
+    nodePath: options.nodePath ?? process.execPath,
+    guestDir: options.guestDir ?? join(packageRoot(), 'dist', 'guest'),
+    baseEnv: {
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      HOME: '/tmp',
+      LANG: 'C.UTF-8',
+      ...options.baseEnv,
+    },
+  };
 }
 
 /**
