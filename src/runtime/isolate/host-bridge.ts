@@ -10,7 +10,10 @@ import { OutputLimiter } from '../process/lines.js';
 /** Longest console line kept; longer ones are cut (a runaway print must not flood the log store). */
 const MAX_LINE = 16 * 1024;
 
-/** What the bridge needs from its instance. */
+/**
+ * What the bridge needs from its instance. Mutable: a spare isolate is bound before it has an
+ * instance, and the instance fills these in when it takes the spare.
+ */
 export interface BridgeOptions {
   /** One console line (already split on newlines). */
   log(stream: 'stdout' | 'stderr', line: string, requestId?: string): void;
@@ -73,15 +76,14 @@ export function createBridge(options: BridgeOptions): Bridge {
     randomFillSync(bytes);
     return new ivm.ExternalCopy(bytes.buffer).copyInto();
   });
-  const fetchOut = options.egress
-    ? new ivm.Callback(
-        (method: string, url: string, headers: string[], body: ArrayBuffer | null) =>
-          outbound(method, url, headers, body, options),
-        {
-          async: true,
-        },
-      )
-    : undefined;
+  const fetchOut = new ivm.Callback(
+    (method: string, url: string, headers: string[], body: ArrayBuffer | null) => {
+      if (!options.egress)
+        throw new TypeError('fetch: outbound requests need `network: egress` (this function has none)');
+      return outbound(method, url, headers, body, options);
+    },
+    { async: true },
+  );
   return {
     args: [log, timer, clearTimer, random, fetchOut],
     close() {

@@ -12,8 +12,8 @@ import { NimbusError } from '../../core/errors.js';
 import { packageRoot } from '../../core/package-root.js';
 import type { InstanceStats } from '../sandbox/cgroups.js';
 import type { ExitInfo, InstanceSpec, InstanceState, Runtime, RuntimeEvent } from '../types.js';
-import { createBridge } from './host-bridge.js';
 import { createIsolateInstance, type Entry } from './isolate-instance.js';
+import { createShellPool } from './shells.js';
 
 /** Options of the isolate provider. */
 export interface IsolateRuntimeOptions {
@@ -21,6 +21,8 @@ export interface IsolateRuntimeOptions {
   preludePath?: string;
   /** Bake the prelude into a V8 startup snapshot shared by all isolates. Default true. */
   snapshot?: boolean;
+  /** Spare isolates made ahead per memory size in use (src/runtime/isolate/shells.ts). Default 2; 0: none. */
+  spares?: number;
   /** Largest request or outbound-fetch response body, bytes. Default 32 MiB. */
   bodyLimit?: number;
   /** How long a request may run past its timeout with the isolate still busy before the isolate is terminated. Default 100 ms. */
@@ -38,13 +40,15 @@ export interface IsolateRuntime extends Runtime {
 const DEFAULT_START_TIMEOUT_MS = 10_000;
 const DEFAULT_GRACE_MS = 2000;
 const DEFAULT_BODY_LIMIT = 32 * 1024 * 1024;
-/** isolated-vm's floor for `memoryLimit`. */
-const MIN_MEMORY_MB = 8;
 
 export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): IsolateRuntime {
-  const preludePath = options.preludePath ?? join(packageRoot(), 'dist', 'isolate', 'prelude.js');
-  let prelude: string | undefined;
-  let snapshot: ivm.ExternalCopy<ArrayBuffer> | undefined | null;
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const shells = createShellPool({
+    preludePath: options.preludePath ?? join(packageRoot(), 'dist', 'isolate', 'prelude.js'),
+    snapshot: options.snapshot !== false,
+    spares: options.spares ?? 2,
+    bodyLimit,
+  });
   const entries = new Map<string, Entry>();
   const listeners = new Set<(event: RuntimeEvent) => void>();
   const emit = (event: RuntimeEvent) => {
@@ -54,34 +58,6 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
     entry.state = state;
     emit({ type: 'state', id: entry.spec.id, state, ...(exit ? { exit } : {}) });
   };
-
-  /** The prelude, read once; the snapshot, made once (null when V8 refuses: then each isolate runs the prelude). */
-  function preludeSource(): string {
-    if (prelude === undefined) {
-      try {
-        prelude = readFileSync(preludePath, 'utf8');
-      } catch (err) {
-        throw new NimbusError(
-          'NIMBUS_ERR_START_FAILED',
-          `The isolate prelude is missing (${preludePath}): run \`npm run build\``,
-          { cause: err },
-        );
-      }
-    }
-    if (snapshot === undefined) {
-      snapshot = null;
-      if (options.snapshot !== false) {
-        try {
-          // No warm-up script: with one (isolated-vm 5.0.4, Node 20's V8) the request path's
-          // ArrayBuffer copies came out with a stray leading byte. docs/isolate.md.
-          snapshot = ivm.Isolate.createSnapshot([{ code: prelude, filename: 'nimbus:prelude' }]);
-        } catch {
-          snapshot = null;
-        }
-      }
-    }
-    return prelude;
-  }
 
   /** Ends an instance: disposes its isolate, fails whatever it was serving, reports the state. */
   function end(entry: Entry, state: 'stopped' | 'failed', reason: string, failure?: NimbusError) {
@@ -104,27 +80,17 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
   }
 
   async function launch(spec: InstanceSpec, signal?: AbortSignal): Promise<Entry> {
-    const source = preludeSource();
     const code = readFileSync(join(spec.artifactDir, spec.entry ?? 'index.mjs'), 'utf8');
-    const isolate = new ivm.Isolate({
-      memoryLimit: Math.max(MIN_MEMORY_MB, spec.memoryMb),
-      ...(snapshot ? { snapshot } : {}),
-      onCatastrophicError: (message) => {
-        // V8 itself is in trouble (the process is at risk): say so loudly, nothing else to do.
-        console.error(`nimbus: isolate ${spec.id} hit a catastrophic V8 error: ${message}`);
-      },
-    });
-    const context = isolate.createContextSync();
-    if (!snapshot) context.evalSync(source, { filename: 'nimbus:prelude' });
-    const nimbus = context.global.getSync('__nimbus', { reference: true }) as ivm.Reference<Record<string, unknown>>;
-    const fn = (name: string) => nimbus.getSync(name, { reference: true }) as ivm.Reference<(...a: any[]) => any>;
+    const shell = shells.take(spec.memoryMb);
+    const { isolate, context } = shell;
     const entry: Entry = {
       spec,
       state: 'starting',
       isolate,
       context,
-      dispatch: fn('dispatch'),
-      settled: fn('settled'),
+      bridge: shell.bridge,
+      dispatch: shell.dispatch,
+      settled: shell.settled,
       inflight: new Map(),
       drained: [],
       ended: false,
@@ -133,21 +99,18 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
       memoryPeakBytes: 0,
       heapReading: false,
     } as unknown as Entry;
-    const fire = fn('fire');
-    entry.bridge = createBridge({
-      log: (stream, line, requestId) =>
+    Object.assign(shell.target, {
+      log: (stream: 'stdout' | 'stderr', line: string, requestId?: string) =>
         emit({ type: 'log', id: spec.id, stream, line, ...(requestId ? { requestId } : {}), time: Date.now() }),
-      fire: (id) => {
-        fire.apply(undefined, [id], { timeout: spec.timeoutMs }).catch((err) => failed(entry, err));
+      fire: (id: number) => {
+        shell.fire.apply(undefined, [id], { timeout: spec.timeoutMs }).catch((err) => failed(entry, err));
       },
       egress: spec.network !== 'none',
-      bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
       fetchTimeoutMs: spec.timeoutMs,
     });
-    fn('bind').applySync(undefined, [...entry.bridge.args, new ivm.ExternalCopy(spec.env).copyInto()]);
-    context.evalSync('delete globalThis.__nimbus');
+    shell.configure.applySync(undefined, [new ivm.ExternalCopy(spec.env).copyInto()]);
     entry.instance = createIsolateInstance(entry, {
-      bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+      bodyLimit,
       failed,
       end,
       spinCheckMs: options.spinCheckMs ?? 100,
@@ -168,7 +131,7 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
         throw new Error(`import ${JSON.stringify(specifier)}: isolates load one bundled module (deploy bundles it)`);
       });
       await module.evaluate({ timeout: timeoutMs });
-      fn('load').applySync(undefined, [module.namespace.derefInto()]);
+      shell.load.applySync(undefined, [module.namespace.derefInto()]);
     } catch (err) {
       const why = entry.ended
         ? 'it was stopped while starting'
@@ -284,6 +247,7 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
       if (entry) end(entry, 'failed', reason);
     },
     async close() {
+      shells.close();
       await Promise.all([...entries.keys()].map((id) => stop(id, { graceMs: 0 })));
     },
   };

@@ -16,7 +16,7 @@ interface Host {
   timer(id: number, ms: number): void;
   clearTimer(id: number): void;
   random(n: number): ArrayBuffer;
-  /** Present when the function has `network: egress`. */
+  /** Rejects unless the function has `network: egress`. */
   fetch?(method: string, url: string, headers: string[], body: ArrayBuffer | null): Promise<FetchResult>;
 }
 type FetchResult = [number, string, string[], ArrayBuffer];
@@ -81,9 +81,8 @@ function randomUUID(): string {
 
 async function fetch(input: string | URL | Request, init?: any): Promise<Response> {
   const request = input instanceof Request && init === undefined ? input : new Request(input, init);
-  if (!host?.fetch) throw new TypeError('fetch: outbound requests need `network: egress` (this function has none)');
   const body = request.body ? await request.arrayBuffer() : null;
-  const [status, statusText, headers, bytes] = await host.fetch(
+  const [status, statusText, headers, bytes] = await host!.fetch!(
     request.method,
     request.url,
     request.headers._flat(),
@@ -131,16 +130,18 @@ function toResponse(value: unknown): Response {
 }
 
 g.__nimbus = {
-  /** The host's callbacks, in the order of host-bridge.ts `args`, then the env. */
+  /** The host's callbacks, in the order of host-bridge.ts `args` (bound before the isolate has a function). */
   bind(
     log: Host['log'],
     timer: Host['timer'],
     clear: Host['clearTimer'],
     random: Host['random'],
     fetchOut: Host['fetch'],
-    e: Record<string, string>,
   ) {
     host = { log, timer, clearTimer: clear, random, fetch: fetchOut };
+  },
+  /** The function's env, set before its module runs. */
+  configure(e: Record<string, string>) {
     env = Object.freeze({ ...e }) as Record<string, string>;
     // Node-isms many functions print with; `process.env` is the function's env only.
     g.process = {
