@@ -4,10 +4,13 @@
 // CPU, so req/s alone hides where the time goes).
 // Run: npm run build && node --import tsx bench/gateway.ts [seconds=5] [connections=16] [rounds=3]
 // Optional: BEFORE=/path/to/another/nimbus/checkout (built) adds that build as a third target,
-// for a before/after table from one run. METRICS_OFF=1 adds this checkout with --no-metrics, to
-// measure what per-request metrics and usage metering cost.
+// for a before/after table from one run. METRICS_OFF=1 adds this checkout twice more: with
+// observability off (--no-metrics --no-request-logs) and with tracing on too (--otlp-endpoint to
+// an in-process OTLP sink), to measure what metrics, usage metering, request logs and traces cost.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { deploy, ROOT, spawnUntil, startNimbusProcess } from './support.js';
 
@@ -33,7 +36,7 @@ function cpuOf(pid: number): number {
  * Node processes under `pid` (at any depth: a sandboxed guest runs below bwrap / setpriv) whose
  * command line matches `pattern`.
  */
-function descendantsOf(pid: number, pattern: string): number[] {
+function descendantsOf(pid: number, pattern: RegExp): number[] {
   const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,comm=,args='], { encoding: 'utf8' })
     .trim()
     .split('\n')
@@ -51,7 +54,7 @@ function descendantsOf(pid: number, pattern: string): number[] {
       }
   }
   return rows
-    .filter((r) => r.pid !== pid && below.has(r.pid) && r.comm === 'node' && r.args.includes(pattern))
+    .filter((r) => r.pid !== pid && below.has(r.pid) && r.comm === 'node' && pattern.test(r.args))
     .map((r) => r.pid);
 }
 
@@ -81,7 +84,8 @@ async function nimbusTarget(root: string, extraArgs: string[] = []) {
   });
   const url = `${nimbus.url}/fn/hello/`;
   await fetch(url).then((r) => r.text());
-  const guest = descendantsOf(nimbus.child.pid!, 'guest/function')[0];
+  // A fresh guest runs guest/function.mjs; one made from a warm pool cell runs guest/cell.mjs.
+  const guest = descendantsOf(nimbus.child.pid!, /guest\/(function|cell)\.mjs/)[0];
   if (!guest) throw new Error('no guest process found');
   return { url, child: nimbus.child, pids: { gateway: nimbus.child.pid!, guest } };
 }
@@ -98,10 +102,20 @@ try {
     targets.push({ name: 'nimbus gateway (before)', ...before });
   }
   if (process.env.METRICS_OFF) {
-    // Side by side: the same checkout with per-request metrics and usage metering off.
-    const off = await nimbusTarget(ROOT, ['--no-metrics']);
+    // Side by side: the same checkout with metrics, usage metering and request logs off…
+    const off = await nimbusTarget(ROOT, ['--no-metrics', '--no-request-logs']);
     children.push(off.child);
-    targets.push({ name: 'nimbus gateway (metrics off)', ...off });
+    targets.push({ name: 'nimbus gateway (observability off)', ...off });
+    // …and with every request traced too, exported to a receiver that accepts and drops.
+    const sink = createServer((req, res) => req.resume().on('end', () => res.end('{}')));
+    await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+    sink.unref();
+    const traced = await nimbusTarget(ROOT, [
+      '--otlp-endpoint',
+      `http://127.0.0.1:${(sink.address() as AddressInfo).port}`,
+    ]);
+    children.push(traced.child);
+    targets.push({ name: 'nimbus gateway (+ tracing)', ...traced });
   }
   const after = await nimbusTarget(ROOT);
   children.push(after.child);

@@ -17,6 +17,8 @@ export interface ServeOptions {
   natsUrl?: string;
   /** False with --no-metrics: no per-request metrics or usage metering. */
   metrics?: boolean;
+  /** False with --no-request-logs: no per-invocation log record. */
+  requestLogs?: boolean;
   /** OTLP/HTTP trace receiver (--otlp-endpoint, env OTEL_EXPORTER_OTLP_ENDPOINT). */
   otlpEndpoint?: string;
   /** Log retention (--log-max-age, --log-max-records, --log-max-mb). */
@@ -45,6 +47,7 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
       parseNonNegativeInt,
     )
     .option('--nats-url <url>', 'NATS server for nats:SUBJECT async destinations (env NIMBUS_NATS_URL)')
+    .option('--no-request-logs', 'skip the per-invocation log record (status, duration, cold or warm)')
     .option('--otlp-endpoint <url>', 'export traces over OTLP/HTTP to this receiver (env OTEL_EXPORTER_OTLP_ENDPOINT)')
     .option('--log-max-age <duration>', 'drop log records older than this, e.g. 12h, 7d (default 7d)', parseDuration)
     .option('--log-max-records <n>', 'log records kept per function (default 10000)', parsePositiveInt)
@@ -59,6 +62,7 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
         requireSandbox?: boolean;
         natsUrl?: string;
         metrics: boolean;
+        requestLogs: boolean;
         otlpEndpoint?: string;
         logMaxAge?: number;
         logMaxRecords?: number;
@@ -85,6 +89,7 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
         const natsUrl = opts.natsUrl ?? (ctx.env.NIMBUS_NATS_URL || undefined);
         if (natsUrl) options.natsUrl = checkNatsUrl(natsUrl);
         if (!opts.metrics) options.metrics = false;
+        if (!opts.requestLogs) options.requestLogs = false;
         const otlp = opts.otlpEndpoint ?? (ctx.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined);
         if (otlp) options.otlpEndpoint = checkHttpUrl(otlp, '--otlp-endpoint / OTEL_EXPORTER_OTLP_ENDPOINT');
         const retention = {

@@ -47,7 +47,7 @@ export interface LogRetention {
   maxRecordsPerFunction: number;
   /** Records older than this are dropped. Default 7 days. */
   maxAgeMs: number;
-  /** Approximate bytes kept over all functions (line and fields, plus 64 a record). Default 256 MB. */
+  /** Approximate bytes kept over all functions (each record's line plus 64). Default 256 MB. */
   maxBytes: number;
 }
 
@@ -68,7 +68,7 @@ export interface LogStore {
   follow(fn: string, listener: (record: LogRecord) => void): () => void;
   /** Forgets a deleted function's records. */
   deleteFunction(fn: string): void;
-  /** Applies retention now (it also runs every 1,000 appends and every `pruneIntervalMs`). */
+  /** Applies retention now. Count and size hold after every batch written; age every `pruneIntervalMs`. */
   prune(): void;
   close(): void;
 }
@@ -82,6 +82,8 @@ export interface LogStoreOptions extends Partial<LogRetention> {
 }
 
 const RECORD_OVERHEAD = 64;
+/** Columns only request records fill; added to data dirs made before they existed. */
+const REQUEST_COLUMNS = { status: 'INTEGER', duration_ms: 'REAL', cold: 'INTEGER', error: 'TEXT', trace_id: 'TEXT' };
 
 export function createLogStore(options: LogStoreOptions): LogStore {
   const clock = options.clock ?? systemClock;
@@ -99,26 +101,22 @@ export function createLogStore(options: LogStoreOptions): LogStore {
     CREATE INDEX IF NOT EXISTS logs_function ON logs (function, id);`);
   // Data dirs made before request records existed lack their columns.
   const columns = new Set((db.prepare('PRAGMA table_info(logs)').all() as { name: string }[]).map((c) => c.name));
-  if (!columns.has('status')) db.exec('ALTER TABLE logs ADD COLUMN status INTEGER');
-  if (!columns.has('meta')) db.exec('ALTER TABLE logs ADD COLUMN meta TEXT');
-  db.exec('CREATE INDEX IF NOT EXISTS logs_request ON logs (request_id) WHERE request_id IS NOT NULL');
+  // No index on request_id: every query is bounded by function (its index), and an index more
+  // would cost every append (measured in bench/observe.ts).
+  for (const [name, type] of Object.entries(REQUEST_COLUMNS))
+    if (!columns.has(name)) db.exec(`ALTER TABLE logs ADD COLUMN ${name} ${type}`);
   const insert = db.prepare(
-    'INSERT INTO logs (time, function, revision, instance, request_id, stream, line, status, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO logs (time, function, revision, instance, request_id, stream, line, status, duration_ms, cold, error, trace_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
   const listeners = new Map<string, Set<(r: LogRecord) => void>>();
   let pending: LogRecord[] = [];
   let flushTimer: NodeJS.Timeout | undefined;
-  let sincePrune = 0;
 
   // Records are written in batches: one transaction per 50 ms instead of one write per line.
   const flush = db.transaction(() => {
     const batch = pending;
     pending = [];
-    for (const r of batch) {
-      const meta =
-        r.stream === 'request'
-          ? JSON.stringify({ durationMs: r.durationMs, cold: r.cold, error: r.error, traceId: r.traceId })
-          : null;
+    for (const r of batch)
       insert.run(
         r.time,
         r.function,
@@ -128,11 +126,18 @@ export function createLogStore(options: LogStoreOptions): LogStore {
         r.stream,
         r.line,
         r.status ?? null,
-        meta,
+        r.durationMs ?? null,
+        r.cold === undefined ? null : r.cold ? 1 : 0,
+        r.error ?? null,
+        r.traceId ?? null,
       );
+    const touched = new Set<string>();
+    for (const r of batch) {
+      touched.add(r.function);
+      counts.set(r.function, (counts.get(r.function) ?? 0) + 1);
+      bytes += r.line.length + RECORD_OVERHEAD;
     }
-    sincePrune += batch.length;
-    if (sincePrune >= 1000) prune();
+    enforce(touched);
   });
   const flushNow = () => {
     if (flushTimer) clearTimeout(flushTimer);
@@ -140,30 +145,55 @@ export function createLogStore(options: LogStoreOptions): LogStore {
     if (pending.length > 0) flush();
   };
 
-  function prune(): void {
-    sincePrune = 0;
-    db.prepare('DELETE FROM logs WHERE time < ?').run(clock.now() - retention.maxAgeMs);
-    const fns = db.prepare('SELECT function, COUNT(*) AS n, MAX(id) AS last FROM logs GROUP BY function').all() as {
+  // Counts and bytes are kept in memory so that holding the limits after each batch costs only
+  // the deletion of what is over them, never a scan of the table (bench/observe.ts).
+  const size = `length(line) + ${RECORD_OVERHEAD}`;
+  let counts = new Map<string, number>();
+  let bytes = 0;
+  function recount(): void {
+    const rows = db.prepare('SELECT function, COUNT(*) AS n FROM logs GROUP BY function').all() as {
       function: string;
       n: number;
-      last: number;
     }[];
-    for (const f of fns)
-      if (f.n > retention.maxRecordsPerFunction)
-        db.prepare(
-          'DELETE FROM logs WHERE function = ? AND id <= (SELECT id FROM logs WHERE function = ? ORDER BY id DESC LIMIT 1 OFFSET ?)',
-        ).run(f.function, f.function, retention.maxRecordsPerFunction);
-    const size = `length(line) + coalesce(length(meta), 0) + ${RECORD_OVERHEAD}`;
-    const total = (db.prepare(`SELECT coalesce(SUM(${size}), 0) AS b FROM logs`).get() as { b: number }).b;
-    if (total > retention.maxBytes) {
-      // The newest records that fit stay; everything older goes, whatever its function.
-      const cut = db
-        .prepare(
-          `SELECT id FROM (SELECT id, SUM(${size}) OVER (ORDER BY id DESC) AS acc FROM logs) WHERE acc > ? ORDER BY id DESC LIMIT 1`,
-        )
-        .get(retention.maxBytes) as { id: number } | undefined;
-      if (cut) db.prepare('DELETE FROM logs WHERE id <= ?').run(cut.id);
+    counts = new Map(rows.map((r) => [r.function, r.n]));
+    bytes = (db.prepare(`SELECT coalesce(SUM(${size}), 0) AS b FROM logs`).get() as { b: number }).b;
+  }
+  const dropOldestOf = db.prepare(
+    `DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE function = ? ORDER BY id LIMIT ?) RETURNING ${size} AS n`,
+  );
+  const oldest = db.prepare(`SELECT id, ${size} AS n FROM logs ORDER BY id`);
+  const dropUpTo = db.prepare(`DELETE FROM logs WHERE id <= ? RETURNING function, ${size} AS n`);
+  const dropOlderThan = db.prepare(`DELETE FROM logs WHERE time < ? RETURNING function, ${size} AS n`);
+  const forget = (rows: { function: string; n: number }[]) => {
+    for (const r of rows) {
+      bytes -= r.n;
+      counts.set(r.function, (counts.get(r.function) ?? 1) - 1);
     }
+  };
+  recount();
+
+  /** Drops the oldest records of functions over their count, then the oldest of all while over the size. */
+  function enforce(fns: Iterable<string>): void {
+    for (const fn of fns) {
+      const excess = (counts.get(fn) ?? 0) - retention.maxRecordsPerFunction;
+      if (excess <= 0) continue;
+      for (const r of dropOldestOf.all(fn, excess) as { n: number }[]) bytes -= r.n;
+      counts.set(fn, retention.maxRecordsPerFunction);
+    }
+    if (bytes <= retention.maxBytes) return;
+    let freed = 0;
+    let cut: number | undefined;
+    for (const r of oldest.iterate() as Iterable<{ id: number; n: number }>) {
+      freed += r.n;
+      cut = r.id;
+      if (bytes - freed <= retention.maxBytes) break;
+    }
+    if (cut !== undefined) forget(dropUpTo.all(cut) as { function: string; n: number }[]);
+  }
+
+  function prune(): void {
+    forget(dropOlderThan.all(clock.now() - retention.maxAgeMs) as { function: string; n: number }[]);
+    enforce([...counts.keys()]);
   }
   const flushAndPrune = () => {
     flushNow();
@@ -209,6 +239,7 @@ export function createLogStore(options: LogStoreOptions): LogStore {
     deleteFunction(fn) {
       flushNow();
       db.prepare('DELETE FROM logs WHERE function = ?').run(fn);
+      recount();
     },
     prune: flushAndPrune,
     close() {
@@ -260,11 +291,10 @@ function fromRow(r: Record<string, any>): LogRecord {
   };
   if (r.stream === 'request') {
     record.status = r.status;
-    const meta = JSON.parse(r.meta ?? '{}') as Partial<LogRecord>;
-    record.durationMs = meta.durationMs;
-    record.cold = meta.cold;
-    if (meta.error) record.error = meta.error;
-    if (meta.traceId) record.traceId = meta.traceId;
+    record.durationMs = r.duration_ms;
+    record.cold = r.cold === 1;
+    if (r.error) record.error = r.error;
+    if (r.trace_id) record.traceId = r.trace_id;
   }
   return record;
 }

@@ -81,6 +81,8 @@ export function createTracer(options: TracingOptions): NodeTracer {
     },
     end(t, record) {
       const { span, startEpoch } = t as ActiveTrace;
+      // Not sampled (the caller's flags, or OTEL_TRACES_SAMPLER): no child spans to make.
+      if (!span.isRecording()) return span.end();
       const at = (ms: number) => startEpoch + ms;
       span.setAttributes({
         'faas.name': record.function,
