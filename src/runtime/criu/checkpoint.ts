@@ -247,6 +247,8 @@ export async function makeCheckpoint(
     await waitReady(child, { timeoutMs: options.timeoutMs ?? spec.startTimeoutMs ?? 10_000, tail: () => tail });
     const init = child.pid === undefined ? undefined : sandboxInit(child.pid);
     if (init === undefined) throw new Error('cannot find the sandbox init process to dump');
+    // The guest closes its readiness fd just after writing to it: a socket to the host, undumpable.
+    for (let i = 0; i < 200 && existsSync(`/proc/${init}/fd/3`); i++) await new Promise((r) => setTimeout(r, 5));
     writeSkeleton(init, join(work, ROOT_DIR));
     const pipes = [readlinkSync(`/proc/${init}/fd/1`), readlinkSync(`/proc/${init}/fd/2`)] as [string, string];
     if (!pipes.every((p) => p.startsWith('pipe:')))

@@ -52,6 +52,9 @@ export interface CriuRuntime extends Runtime {
   status(subject: CheckpointSubject): CheckpointStatus | undefined;
   /** Resolves when the checkpoint of `key` being made (if any) is done. For tests and benches. */
   settled(key: string): Promise<void>;
+  stats(id: string): InstanceStats | undefined;
+  freeze(id: string): Promise<boolean>;
+  thaw(id: string): Promise<boolean>;
 }
 
 /** The reason restores cannot be used for a spec, or undefined when they can. */
@@ -110,6 +113,7 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
 
   const restored = new Map<string, RestoredInstance>();
   const stopping = new Map<string, Promise<void>>();
+  const endings = new Map<string, Promise<void>>();
   const listeners = new Set<(event: RuntimeEvent) => void>();
   const making = new Map<string, Promise<void>>();
   const failures = new Map<string, string>();
@@ -185,7 +189,8 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
     });
     restored.set(spec.id, instance);
     counts.set(key, (counts.get(key) ?? 0) + 1);
-    void instance.gone.then(async () => {
+    // Ended: gone, cleaned up and reported (what stop() waits for).
+    const ended = instance.gone.then(async () => {
       const expected = stopping.has(spec.id);
       restored.delete(spec.id);
       await instance.cleanup();
@@ -197,6 +202,8 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
         exit: { code: null, signal: null, reason: expected ? 'stopped' : 'exited', expected },
       });
     });
+    endings.set(spec.id, ended);
+    void ended.finally(() => endings.delete(spec.id));
     emit({ type: 'state', id: spec.id, state: 'ready' });
     return instance;
   }
@@ -218,8 +225,9 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
       // The watchdog drains and stops the app; SIGKILL of the namespace's init ends all of it.
       kill('SIGTERM');
       const timer = setTimeout(() => kill('SIGKILL'), graceMs);
-      await instance.gone;
+      await (endings.get(instance.id) ?? instance.gone);
       clearTimeout(timer);
+      stopping.delete(instance.id);
     })();
     stopping.set(instance.id, done);
     return done;

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, truncateSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createProcessRuntime } from '../process/process-runtime.js';
+import type { InstanceSpec, RuntimeEvent } from '../types.js';
+import { type CriuRuntime, createCriuRuntime, criuSupport, unsupportedReason } from './index.js';
+
+const APP = join(import.meta.dirname, '..', '..', '..', 'test', 'fixtures', 'apps', 'py-app');
+const KEY = 'test-identity';
+const spec = (id: string, extra: Partial<InstanceSpec> = {}): InstanceSpec => ({
+  id,
+  function: 'py',
+  revision: 'r1',
+  kind: 'app',
+  artifactDir: APP,
+  command: ['python3', 'server.py'],
+  env: {},
+  memoryMb: 256,
+  timeoutMs: 10_000,
+  startTimeoutMs: 60_000,
+  network: 'none',
+  checkpoint: KEY,
+  ...extra,
+});
+
+describe('unsupportedReason', () => {
+  const ok = { available: true, path: '/usr/local/sbin/criu' };
+  it('says why a revision cannot be restored', () => {
+    assert.match(
+      unsupportedReason({ kind: 'app', network: 'none' }, { available: false, reason: 'x' }, true)!,
+      /not available: x/,
+    );
+    assert.match(unsupportedReason({ kind: 'node', network: 'none' }, ok, true)!, /app mode/);
+    assert.match(unsupportedReason({ kind: 'app', network: 'egress' }, ok, true)!, /network: none/);
+    assert.match(unsupportedReason({ kind: 'app', network: 'none' }, ok, false)!, /sandboxed/);
+    assert.equal(unsupportedReason({ kind: 'app', network: 'none' }, ok, true), undefined);
+  });
+});
+
+describe('CRIU runtime (real criu, sandboxed python app)', () => {
+  const support = criuSupport();
+  let dir: string;
+  let rt: CriuRuntime;
+  const events: RuntimeEvent[] = [];
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nimbus-criu-test-'));
+    const inner = createProcessRuntime({ poolSize: 0 });
+    rt = createCriuRuntime({ inner, dir });
+    rt.subscribe((e) => events.push(e));
+  });
+  after(async () => {
+    await rt.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('checkpoints after the first start, restores side by side, falls back when the image is broken', async (t) => {
+    if (!support.available) return t.skip(`criu not available: ${support.reason}`);
+    const status = rt.status({ kind: 'app', network: 'none', checkpoint: KEY })!;
+    if (status.state === 'unsupported') return t.skip(`criu not usable: ${status.reason}`);
+
+    const first = await rt.start(spec('a'));
+    assert.notEqual(first.startMode, 'criu', 'the first start is a normal one');
+    await rt.settled(KEY);
+    const made = rt.status({ kind: 'app', network: 'none', checkpoint: KEY })!;
+    assert.equal(made.state, 'ready', JSON.stringify(made));
+    assert.equal(made.restores, true);
+    await rt.stop('a');
+
+    const [b, c] = await Promise.all([rt.start(spec('b')), rt.start(spec('c'))]);
+    assert.equal(b.startMode, 'criu');
+    assert.equal(c.startMode, 'criu');
+    assert.notEqual(b.pid, c.pid);
+    for (const [instance, path] of [
+      [b, '/one'],
+      [c, '/two'],
+    ] as const) {
+      const res = await instance.fetch(new Request(`http://instance${path}`));
+      assert.deepEqual(await res.json(), { lang: 'python', method: 'GET', path, body: '' });
+    }
+    assert.ok(rt.stats('b')!.pids >= 2, 'the restored processes are in the instance cgroup');
+    assert.equal(rt.status({ kind: 'app', network: 'none', checkpoint: KEY })!.restored, 2);
+    assert.equal(await rt.freeze('b'), true);
+    assert.equal(await rt.thaw('b'), true);
+    await Promise.all([rt.stop('b'), rt.stop('c')]);
+    assert.equal(rt.list().length, 0);
+    assert.ok(events.some((e) => e.type === 'state' && e.id === 'b' && e.state === 'stopped'));
+
+    // A broken image: the restore fails, the instance starts normally, a system line says why.
+    const image = join(dir, KEY, 'img', 'pstree.img');
+    truncateSync(image, 3);
+    const d = await rt.start(spec('d'));
+    assert.notEqual(d.startMode, 'criu');
+    const res = await d.fetch(new Request('http://instance/after'));
+    assert.equal(((await res.json()) as { path: string }).path, '/after');
+    const line = events.find((e) => e.type === 'log' && e.id === 'd' && e.stream === 'system');
+    assert.match(
+      line && 'line' in line ? line.line : '',
+      /CRIU restore failed, starting normally: criu restore failed/,
+    );
+    await rt.stop('d');
+  });
+
+  it('leaves egress functions and specs without checkpoint to the inner runtime', async (t) => {
+    const egress = rt.status({ kind: 'app', network: 'egress', checkpoint: 'other' })!;
+    assert.equal(egress.restores, false);
+    assert.match(egress.reason!, support.available ? /network: none/ : /not available/);
+    assert.equal(rt.status({ kind: 'app', network: 'none' }), undefined);
+    if (!support.available) return t.skip(`criu not available: ${support.reason}`);
+    const plain = await rt.start(spec('e', { checkpoint: undefined }));
+    assert.notEqual(plain.startMode, 'criu');
+    await rt.stop('e');
+  });
+});
