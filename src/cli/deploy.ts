@@ -30,10 +30,10 @@ export function registerDeploy(program: Command, ctx: CliContext): void {
     .argument('<dir>', 'source directory (with an optional nimbus.yaml / nimbus.json)')
     .option('--name <name>', 'function name (default: manifest name, else the directory name)')
     .addOption(
-      new Option('--runtime <runtime>', 'node (a function module) or app (a program listening on $PORT)').choices([
-        'node',
-        'app',
-      ]),
+      new Option(
+        '--runtime <runtime>',
+        'node (a function module), app (a program listening on $PORT) or isolate (a fetch handler in a V8 isolate)',
+      ).choices(['node', 'app', 'isolate']),
     )
     .option('--handler <file>', 'entry file, relative to DIR (node)')
     .option('--command <cmd>', 'program to run (app), e.g. "python3 server.py"')
