@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { dumpArgs, dumpableLaunch } from './checkpoint.js';
+import { detectCriu } from './detect.js';
+import { restoreArgs } from './restore.js';
+
+describe('detectCriu', () => {
+  it('says plainly when criu is missing or its check fails', () => {
+    if (process.geteuid?.() !== 0) return;
+    assert.match(
+      detectCriu({ pathEnv: '/nonexistent', criuPath: '/nonexistent/criu' }).reason ?? '',
+      /criu check fails|not installed/,
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'nimbus-fake-criu-'));
+    try {
+      const fake = join(dir, 'criu');
+      writeFileSync(
+        fake,
+        '#!/bin/sh\n[ "$1" = --version ] && echo "Version: 9.9" && exit 0\necho "Error: kernel too old" >&2; exit 1\n',
+      );
+      chmodSync(fake, 0o755);
+      const found = detectCriu({ criuPath: fake });
+      assert.equal(found.available, false);
+      assert.equal(found.version, '9.9');
+      assert.equal(found.reason, 'criu check fails: Error: kernel too old');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('checkpoint and restore command lines', () => {
+  it('makes the sandbox dumpable: bwrap as pid 1 in its own session, output through pipes', () => {
+    const wrapped = {
+      command: '/bin/sh',
+      args: ['-c', 'JOIN', 'nimbus-instance', '/cg/procs', '--', '/usr/bin/bwrap', '--unshare-pid', '--', 'node'],
+    };
+    const { command, args } = dumpableLaunch(wrapped);
+    assert.equal(command, '/bin/sh');
+    assert.deepEqual(args.slice(3), [
+      '/bin/sh',
+      '-c',
+      'JOIN',
+      'nimbus-instance',
+      '/cg/procs',
+      '--',
+      '/usr/bin/bwrap',
+      '--as-pid-1',
+      '--new-session',
+      '--unshare-pid',
+      '--',
+      'node',
+    ]);
+    assert.throws(() => dumpableLaunch({ command: 'node', args: ['x'] }), /not the expected/);
+  });
+
+  it('names the per-instance mounts on dump and maps them on restore', () => {
+    const dump = dumpArgs(42, '/img');
+    assert.deepEqual(dump.slice(0, 5), ['dump', '-t', '42', '-D', '/img']);
+    for (const m of ['mnt[]', 'mnt[/nimbus/run]:run', 'mnt[/etc/passwd]:passwd', 'mnt[/etc/group]:group'])
+      assert.ok(dump.includes(m), m);
+    const restore = restoreArgs({
+      image: '/data/criu/abc',
+      meta: { pipes: ['pipe:[1]', 'pipe:[2]'], createdAt: '', dumpMs: 1, bytes: 1 },
+      workDir: '/w',
+      runDir: '/w/run',
+      etcDir: '/etc-dir',
+    });
+    for (const a of [
+      'fd[1]:pipe:[1]',
+      'fd[2]:pipe:[2]',
+      'mnt[run]:/w/run',
+      'mnt[passwd]:/etc-dir/passwd',
+      '/data/criu/abc/root',
+      '-d',
+    ])
+      assert.ok(restore.includes(a), a);
+  });
+});
