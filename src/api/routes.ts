@@ -1,6 +1,7 @@
 import { type Context, Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { NimbusError, toNimbusError } from '../core/errors.js';
+import { effectiveTraffic } from '../core/traffic.js';
 import type { FunctionConfig, FunctionRecord, RevisionRecord } from '../core/types.js';
 import type { AsyncInvocations } from '../events/types.js';
 import type { ScaleView } from '../instances/scaling.js';
@@ -211,6 +212,8 @@ function summary(c: Context, record: FunctionRecord, config: FunctionConfig, ins
     name: record.name,
     latestRevision: record.latestRevision,
     revisionCount: record.revisionCount,
+    // Who gets the traffic now (docs/traffic.md): revision and percent, `latest` resolved.
+    traffic: [...effectiveTraffic(record).weights].map(([revision, percent]) => ({ revision, percent })),
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
     runtime: config.runtime,

@@ -6,6 +6,8 @@ export interface FunctionSummary {
   name: string;
   latestRevision: string;
   revisionCount: number;
+  /** Who gets the traffic now (docs/traffic.md); absent from servers before traffic splits. */
+  traffic?: { revision: string; percent: number }[];
   createdAt: string;
   updatedAt: string;
   runtime: string;

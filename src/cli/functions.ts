@@ -90,6 +90,7 @@ export function formatFunctionDetail(d: FunctionDetail, now: number): string {
     formatFields([
       ['name', f.name],
       ['revision', `${f.latestRevision} (${f.revisionCount} in all)`],
+      ...trafficField(f),
       ['url', f.url],
       ['updated', formatAge(f.updatedAt, now)],
     ]),
@@ -118,4 +119,11 @@ export function formatFunctionDetail(d: FunctionDetail, now: number): string {
   if (d.sandbox && !d.sandbox.sandboxed)
     sections.unshift(`WARNING: instances run unsandboxed: ${d.sandbox.warnings.join('; ')}`);
   return sections.join('\n\n');
+}
+
+/** `traffic: r1 90%, r2 10%` in `get`, when anything but the newest revision gets traffic. */
+function trafficField(f: FunctionSummary): [string, string][] {
+  const t = f.traffic;
+  if (!t || (t.length === 1 && t[0]!.revision === f.latestRevision)) return [];
+  return [['traffic', `${t.map((x) => `${x.revision} ${x.percent}%`).join(', ')} (nimbus traffic ${f.name})`]];
 }

@@ -79,6 +79,7 @@ describe('revisions and traffic', () => {
     assert.match(back.stdout, /rolled back split: r2 → r1/);
     const after = await tally(node, '/fn/split/', 20, 4);
     assert.deepEqual([...after], [['one', 20]]);
+    assert.match((await cli(node.url, 'get', 'split')).stdout, /traffic:\s+r1 100% \(nimbus traffic split\)/);
 
     // Pinned: a new deploy gets no traffic until `latest` is asked for again, but is reachable by id.
     const r3 = await node.deploy(writeSource({ 'index.js': hello('three') }), { name: 'split' });
