@@ -150,10 +150,18 @@ export const openApiDocument = {
         { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
         { name: 'since', in: 'query', description: 'ISO time or epoch ms', schema: { type: 'string' } },
         { name: 'requestId', in: 'query', schema: { type: 'string' } },
+        { name: 'until', in: 'query', description: 'ISO time or epoch ms (exclusive)', schema: { type: 'string' } },
+        {
+          name: 'status',
+          in: 'query',
+          description: 'Requests with this status (5xx, 404, 400-499): their request records and lines',
+          schema: { type: 'string' },
+        },
+        { name: 'kind', in: 'query', schema: { type: 'string', enum: ['request', 'lines'] } },
         { name: 'follow', in: 'query', description: 'true: stream as server-sent events', schema: { type: 'boolean' } },
       ],
       get: {
-        summary: 'Function logs',
+        summary: 'Function logs and one request record per invocation',
         responses: {
           200: { description: 'JSON {logs}, or text/event-stream with follow=true' },
           404: errorResponse('Unknown function'),
@@ -207,6 +215,11 @@ export const openApiDocument = {
         properties: {
           name: { type: 'string' },
           latestRevision: { type: 'string' },
+          traffic: {
+            type: 'array',
+            description: 'Who gets the traffic now (docs/traffic.md)',
+            items: { type: 'object', properties: { revision: { type: 'string' }, percent: { type: 'integer' } } },
+          },
           revisionCount: { type: 'integer' },
           runtime: { enum: ['node', 'app', 'isolate'] },
           url: { type: 'string' },
