@@ -24,7 +24,7 @@ import { createRuntimeByKind } from '../runtime/by-kind.js';
 import { checkpointSubject, createCriuRuntime } from '../runtime/criu/index.js';
 import { createProcessRuntime, type Runtime } from '../runtime/index.js';
 import { createIsolateRuntime } from '../runtime/isolate/index.js';
-import { createSnapshotBuilder } from '../runtime/snapshot/index.js';
+import { createSnapshotBuilder, withSnapshotFallback } from '../runtime/snapshot/index.js';
 import { createLocalArtifactStore, createSqliteStore } from '../store/index.js';
 import {
   createTriggerManager,
@@ -103,7 +103,8 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     : createProcessRuntime({ requireSandbox: options.requireSandbox, poolSize: options.poolSize });
   // App mode with `snapshot: true`: cold starts restore a CRIU image when CRIU works here (docs/criu.md).
   const criuRuntime = processRuntime
-    ? createCriuRuntime({ inner: processRuntime, dir: join(options.dataDir, 'criu') })
+    ? // Node functions with a V8 snapshot restore from its blob; a blob Node refuses starts normally.
+      createCriuRuntime({ inner: withSnapshotFallback(processRuntime), dir: join(options.dataDir, 'criu') })
     : undefined;
   // runtime: isolate functions run in V8 isolates in this process (docs/isolate.md); the rest in processes.
   const runtime: Runtime =

@@ -1,4 +1,6 @@
 /** V8 startup snapshots of node functions (docs/snapshots.md): the builder; restoring is the process provider's `snapshotBlob`. */
+
+export { isSnapshotLoadFailure, withSnapshotFallback } from './fallback.js';
 export {
   bundleSnapshotEntry,
   createSnapshotBuilder,
