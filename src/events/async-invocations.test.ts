@@ -70,7 +70,7 @@ describe('async invocations', () => {
       configs: store.bucket<AsyncConfig>('async-config'),
       exists: (name) => functions.has(name),
       timeoutMs: () => 30_000,
-      defaults: { retryBaseDelayMs: 1000 },
+      defaults: { retryBaseDelayMs: 1000, retryJitter: 0 },
     });
     await events.start();
   });

@@ -116,7 +116,7 @@ export function createAsyncInvocations(options: AsyncInvocationsOptions): AsyncI
 
   async function retryOrDie(job: LeasedJob, outcome: { result?: Record<string, unknown>; error: string }) {
     const now = clock.now();
-    const at = now + retryDelayMs(job.attempts, d.retryBaseDelayMs, d.retryMaxDelayMs);
+    const at = now + retryDelayMs(job.attempts, d.retryBaseDelayMs, d.retryMaxDelayMs, d.retryJitter);
     if (job.attempts > maxRetries(job.queue)) return finish(job, 'dead', 'RetriesExhausted', outcome);
     if (at - job.enqueuedAt > maxAgeMs(job.queue)) return finish(job, 'dead', 'EventAgeExceeded', outcome);
     await settle(() => queue.retry(job.id, job.token, at, outcome));
@@ -131,21 +131,24 @@ export function createAsyncInvocations(options: AsyncInvocationsOptions): AsyncI
   ): Promise<void> {
     const now = clock.now();
     if (job.queue !== DELIVERY_QUEUE) {
-      const final: Job = {
-        ...job,
-        state,
-        finishedAt: now,
-        updatedAt: now,
-        ...(outcome.error ? { lastError: outcome.error } : {}),
-        ...(outcome.result ? { result: outcome.result } : {}),
-      };
-      const record = Buffer.from(JSON.stringify(destinationRecord(final, condition, now)));
       const destinations = cfg(job.queue).destinations ?? {};
       const target = state === 'succeeded' ? destinations.onSuccess : destinations.onFailure;
-      const base = `${job.id}.${job.enqueuedAt}`;
-      if (target) await sendRecord(`${base}.destination`, target, record, job);
       const callback = (job.data as { callbackUrl?: string }).callbackUrl;
-      if (callback) await sendRecord(`${base}.callback`, callback, record, job);
+      // Most invocations have neither: then the record is never built (it copies the whole request).
+      if (target || callback) {
+        const final: Job = {
+          ...job,
+          state,
+          finishedAt: now,
+          updatedAt: now,
+          ...(outcome.error ? { lastError: outcome.error } : {}),
+          ...(outcome.result ? { result: outcome.result } : {}),
+        };
+        const record = Buffer.from(JSON.stringify(destinationRecord(final, condition, now)));
+        const base = `${job.id}.${job.enqueuedAt}`;
+        if (target) await sendRecord(`${base}.destination`, target, record, job);
+        if (callback) await sendRecord(`${base}.callback`, callback, record, job);
+      }
     }
     const settled = await settle(() =>
       state === 'dead'

@@ -1,7 +1,14 @@
+import { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.js';
 import { NimbusError, PLATFORM_ERROR_HEADER, toNimbusError } from '../core/errors.js';
 import type { Resolver } from '../gateway/resolver.js';
 import type { InstanceManager, Lease } from '../instances/index.js';
+import {
+  createLazyRequest,
+  type PushedBody,
+  type RawHeaders,
+  takeLazyResponseParts,
+} from '../runtime/channel/index.js';
 import { DEADLINE_HEADER, REQUEST_ID_HEADER } from '../runtime/types.js';
 
 /** A stored request, replayed against a function. */
@@ -73,30 +80,42 @@ export function createInvoker(options: InvokerOptions): Invoker {
           );
         }, timeoutMs);
         lease = await manager.acquire(plan, controller.signal);
-        const headers = new Headers(request.headers);
-        if (opts.requestId) headers.set(REQUEST_ID_HEADER, opts.requestId);
-        headers.set(DEADLINE_HEADER, String(deadline));
+        // Lazy web objects, as the gateway uses: no web streams for a body that is bytes in hand.
+        const headers: string[] = [];
+        for (const [k, v] of Object.entries(request.headers)) {
+          const key = k.toLowerCase();
+          if (key !== REQUEST_ID_HEADER && key !== DEADLINE_HEADER) headers.push(k, v);
+        }
+        if (opts.requestId) headers.push(REQUEST_ID_HEADER, opts.requestId);
+        headers.push(DEADLINE_HEADER, String(deadline));
         const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body;
+        const signal = controller.signal;
         const response = await lease.instance.fetch(
-          new Request(`http://${headers.get('host') ?? 'localhost'}${request.path}`, {
+          createLazyRequest({
             method: request.method,
+            host: request.headers.host ?? request.headers.Host ?? 'localhost',
+            path: request.path,
             headers,
-            body: hasBody ? request.body : undefined,
-            signal: controller.signal,
+            body: hasBody ? Readable.from([Buffer.from(request.body!)]) : null,
+            signal: () => signal,
           }),
-          { signal: controller.signal },
+          { signal },
         );
-        const { body, truncated } = await readBounded(response, maxBody);
+        const parts = takeLazyResponseParts(response);
+        const { body, truncated } = parts
+          ? await readPushed(parts.body, maxBody)
+          : await readBounded(response, maxBody);
+        const responseHeaders = parts ? flatten(parts.headers) : Object.fromEntries(response.headers);
         const out: InvocationResponse = {
-          status: response.status,
-          headers: Object.fromEntries(response.headers),
+          status: parts?.status ?? response.status,
+          headers: responseHeaders,
           body,
           truncated,
           revision,
           cold: lease.cold,
           durationMs: performance.now() - started,
         };
-        const tag = response.headers.get(PLATFORM_ERROR_HEADER);
+        const tag = responseHeaders[PLATFORM_ERROR_HEADER];
         if (tag) out.platformError = tag;
         return out;
       } catch (err) {
@@ -118,6 +137,39 @@ export function createInvoker(options: InvokerOptions): Invoker {
       }
     },
   };
+}
+
+function flatten(raw: RawHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+}
+
+/** readBounded for the channel's pushed body: the whole body is read, at most `max` bytes kept. */
+function readPushed(pushed: PushedBody | null, max: number): Promise<{ body: Buffer; truncated: boolean }> {
+  if (!pushed) return Promise.resolve({ body: Buffer.alloc(0), truncated: false });
+  if (pushed.complete) {
+    const all = pushed.takeAll();
+    return Promise.resolve({ body: all.length > max ? all.subarray(0, max) : all, truncated: all.length > max });
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    let truncated = false;
+    pushed.attach({
+      write(chunk) {
+        if (kept < max) {
+          const part = chunk.subarray(0, max - kept);
+          chunks.push(part);
+          kept += part.length;
+          if (part.length < chunk.length) truncated = true;
+        } else if (chunk.length > 0) truncated = true;
+        return true;
+      },
+      end: () => resolve({ body: Buffer.concat(chunks), truncated }),
+      error: reject,
+    });
+  });
 }
 
 /** Reads the whole body (so the instance is free again) but keeps at most `max` bytes. */

@@ -20,9 +20,15 @@ export function classify(response: InvocationResponse): 'success' | 'retry' | 'r
   return 'reject';
 }
 
-/** Delay before retry number `retry` (1-based): base, 2×base, 4×base… capped at `max`. */
-export function retryDelayMs(retry: number, base: number, max: number): number {
-  return Math.min(max, base * 2 ** Math.max(0, retry - 1));
+/**
+ * Delay before retry number `retry` (1-based): base, 2×base, 4×base… capped at `max`, then up to
+ * `jitter` (a fraction) of it taken off at random, so invocations that failed together (a
+ * dependency went down) do not all come back in the same millisecond. Never longer than the
+ * nominal delay, so the maximum-event-age check stays conservative.
+ */
+export function retryDelayMs(retry: number, base: number, max: number, jitter = 0, random = Math.random): number {
+  const nominal = Math.min(max, base * 2 ** Math.max(0, retry - 1));
+  return Math.round(nominal * (1 - Math.min(1, Math.max(0, jitter)) * random()));
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

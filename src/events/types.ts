@@ -27,6 +27,8 @@ export interface AsyncDefaults {
   /** First retry delay; doubles per retry up to `retryMaxDelayMs`. */
   retryBaseDelayMs: number;
   retryMaxDelayMs: number;
+  /** Fraction of each retry delay taken off at random (0 = exact delays). */
+  retryJitter: number;
   /** How long succeeded / failed invocations stay visible. */
   resultRetentionMs: number;
   /** How long dead-lettered invocations stay in the DLQ. */
@@ -45,6 +47,7 @@ export const DEFAULT_ASYNC: AsyncDefaults = {
   concurrency: 10,
   retryBaseDelayMs: 1000,
   retryMaxDelayMs: 5 * 60_000,
+  retryJitter: 0.5,
   resultRetentionMs: 24 * 3600_000,
   deadRetentionMs: 14 * 24 * 3600_000,
   maxResultBytes: 256 * 1024,

@@ -102,8 +102,10 @@ export function createSqliteQueue(options: SqliteQueueOptions): Queue {
     ready: db.prepare<[number], { queue: string }>(
       "SELECT DISTINCT queue FROM jobs WHERE state IN ('queued', 'running') AND available_at <= ?",
     ),
+    // Two MINs, each answered from the jobs_state index; MIN over `state IN (…)` scans every row.
     wake: db.prepare<[], { at: number | null }>(
-      "SELECT MIN(available_at) AS at FROM jobs WHERE state IN ('queued', 'running')",
+      "SELECT MIN(at) AS at FROM (SELECT MIN(available_at) AS at FROM jobs WHERE state = 'queued' " +
+        "UNION ALL SELECT MIN(available_at) FROM jobs WHERE state = 'running')",
     ),
     settle: db.prepare(
       'UPDATE jobs SET state = @state, lease_token = NULL, available_at = @available, updated_at = @now, ' +
@@ -127,7 +129,7 @@ export function createSqliteQueue(options: SqliteQueueOptions): Queue {
     if (closed) throw new NimbusError('NIMBUS_ERR_INTERNAL', 'Internal error: the queue is closed');
   };
 
-  const enqueue = db.transaction((input: EnqueueInput): Row => {
+  const enqueueRow = (input: EnqueueInput): Row => {
     const id = input.id ?? randomUUID();
     const existing = stmt.get.get(id);
     if (existing) return existing;
@@ -142,27 +144,29 @@ export function createSqliteQueue(options: SqliteQueueOptions): Queue {
       seq: ++seq,
     });
     return stmt.get.get(id)!;
-  });
+  };
 
-  const lease = db.transaction((queue: string, max: number, visibilityMs: number): LeasedJob[] => {
+  // Lease tokens only need to differ between two leases of one job: a per-open prefix and a counter.
+  const tokenPrefix = randomBytes(6).toString('hex');
+  let tokens = 0;
+  const leaseRows = (queue: string, max: number, visibilityMs: number): LeasedJob[] => {
     const now = clock.now();
     const ids = stmt.expired.all(queue, now, max).map((r) => r.id);
     if (ids.length < max) for (const r of stmt.due.all(queue, now, max - ids.length)) ids.push(r.id);
     return ids.map((id) => {
-      const token = randomBytes(8).toString('hex');
+      const token = `${tokenPrefix}.${(++tokens).toString(36)}`;
       return { ...toJob(stmt.take.get(token, now + visibilityMs, now, now, id)!), token };
     });
-  });
+  };
 
-  const settle = (
+  const settleRow = (
     id: string,
     token: string,
     state: JobState,
     available: number,
     outcome: Outcome | undefined,
     final: boolean,
-  ) => {
-    checkOpen();
+  ): void => {
     const now = clock.now();
     const changed = stmt.settle.run({
       id,
@@ -180,21 +184,72 @@ export function createSqliteQueue(options: SqliteQueueOptions): Queue {
       });
   };
 
-  const redrive = db.transaction((queue: string, ids: string[] | undefined): string[] => {
+  const redriveRows = (queue: string, ids: string[] | undefined): string[] => {
     const now = clock.now();
     const targets = ids ?? stmt.deadOf.all(queue).map((r) => r.id);
     return targets.filter((id) => stmt.redrive.run(now, now, now, id, queue).changes > 0);
-  });
+  };
+
+  /*
+   * Group commit: every write (enqueue, lease, settle, redrive) waits for the next turn of the
+   * event loop and runs with the others of that turn in ONE transaction; its promise settles only
+   * after that transaction committed, so "resolved" still means "on disk" (as durable as each
+   * commit was alone). One commit writes each touched page of the table and its four indexes once
+   * for the whole group instead of once per job — the per-job transactions were the async path's
+   * bottleneck (BENCHMARKS.md). An expected refusal of one write (a settle whose lease was lost)
+   * fails only that write; an SQLite error (disk full…) rolls back and fails the whole group.
+   */
+  type Pending = { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void };
+  let pending: Pending[] = [];
+  let scheduled = false;
+  const flushGroup = db.transaction((ops: Pending[]) =>
+    ops.map((op) => {
+      try {
+        return { ok: true as const, value: op.run() };
+      } catch (err) {
+        if (err instanceof NimbusError) return { ok: false as const, error: err };
+        throw err;
+      }
+    }),
+  );
+  const flush = () => {
+    scheduled = false;
+    const ops = pending;
+    pending = [];
+    if (ops.length === 0) return;
+    let results: ReturnType<typeof flushGroup>;
+    try {
+      if (closed) throw new NimbusError('NIMBUS_ERR_INTERNAL', 'Internal error: the queue is closed');
+      results = flushGroup.immediate(ops);
+    } catch (err) {
+      for (const op of ops) op.reject(err);
+      return;
+    }
+    ops.forEach((op, i) => {
+      const r = results[i]!;
+      if (r.ok) op.resolve(r.value);
+      else op.reject(r.error);
+    });
+  };
+  const write = <T>(run: () => T): Promise<T> => {
+    checkOpen();
+    return new Promise<T>((resolve, reject) => {
+      pending.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    });
+  };
 
   return {
     async enqueue(input) {
-      checkOpen();
-      return toJob(enqueue.immediate(input));
+      return toJob(await write(() => enqueueRow(input)));
     },
     async lease(queue, max, visibilityMs) {
       checkOpen();
       if (max <= 0) return [];
-      return lease.immediate(queue, max, visibilityMs);
+      return write(() => leaseRows(queue, max, visibilityMs));
     },
     async readyQueues() {
       checkOpen();
@@ -204,14 +259,14 @@ export function createSqliteQueue(options: SqliteQueueOptions): Queue {
       checkOpen();
       return stmt.wake.get()?.at ?? undefined;
     },
-    async complete(id, token, state, outcome) {
-      settle(id, token, state, clock.now(), outcome, true);
+    complete(id, token, state, outcome) {
+      return write(() => settleRow(id, token, state, clock.now(), outcome, true));
     },
-    async retry(id, token, at, outcome) {
-      settle(id, token, 'queued', at, outcome, false);
+    retry(id, token, at, outcome) {
+      return write(() => settleRow(id, token, 'queued', at, outcome, false));
     },
-    async deadLetter(id, token, outcome) {
-      settle(id, token, 'dead', clock.now(), outcome, true);
+    deadLetter(id, token, outcome) {
+      return write(() => settleRow(id, token, 'dead', clock.now(), outcome, true));
     },
     async get(id) {
       checkOpen();
@@ -240,9 +295,8 @@ export function createSqliteQueue(options: SqliteQueueOptions): Queue {
       for (const r of stmt.counts.all(queue ?? null, queue ?? null)) out[r.state] = r.n;
       return out;
     },
-    async redrive(queue, ids) {
-      checkOpen();
-      return redrive.immediate(queue, ids);
+    redrive(queue, ids) {
+      return write(() => redriveRows(queue, ids));
     },
     async prune(before, deadBefore) {
       checkOpen();
@@ -250,6 +304,7 @@ export function createSqliteQueue(options: SqliteQueueOptions): Queue {
     },
     async close() {
       if (closed) return;
+      flush(); // writes already accepted commit before the file closes
       closed = true;
       db.close();
     },
