@@ -45,7 +45,13 @@ const bare: Mode = {
  * changes), so its first request is a scale-from-zero. `expect` is the start mode the instance
  * must report (checked on the API, so a pooled number never silently measures a spawn).
  */
-function nimbusMode(name: string, args: string[], expect?: string, root = ROOT): Mode {
+function nimbusMode(
+  name: string,
+  args: string[],
+  expect?: string,
+  root = ROOT,
+  config: Record<string, unknown> = {},
+): Mode {
   let node: { url: string; child: ChildProcess } | undefined;
   const fn = `cold-${name.split(' ')[0]!.replace(/[^a-z0-9]/g, '')}`;
   const modes: string[] = [];
@@ -56,7 +62,7 @@ function nimbusMode(name: string, args: string[], expect?: string, root = ROOT):
     },
     async once(run) {
       const url = node!.url;
-      await deploy(url, join(ROOT, 'bench/fixtures/hello'), { name: fn, env: { RUN: String(run) } });
+      await deploy(url, join(ROOT, 'bench/fixtures/hello'), { ...config, name: fn, env: { RUN: String(run) } });
       if (expect === 'pool') await sleep(POOL_SETTLE_MS);
       const t0 = performance.now();
       const res = await fetch(`${url}/fn/${fn}/`);
@@ -84,6 +90,14 @@ const modes: Mode[] = [
   bare,
   nimbusMode('nimbus spawn (--pool-size 0) scale-from-zero → first response', ['--pool-size', '0'], 'spawn'),
   nimbusMode('nimbus pool (--pool-size 2) scale-from-zero → first response', ['--pool-size', '2'], 'pool'),
+  // The snapshot is built by the deploy (not timed; bench/snapshot.ts reports its cost and the heavy-init cases).
+  nimbusMode(
+    'nimbus snapshot (snapshot: true, --pool-size 0) scale-from-zero → first response',
+    ['--pool-size', '0'],
+    'snapshot',
+    ROOT,
+    { snapshot: 'required' },
+  ),
 ];
 if (process.env.BEFORE)
   modes.push(nimbusMode('nimbus (before) scale-from-zero → first response', [], undefined, process.env.BEFORE));
