@@ -249,6 +249,7 @@ export function createAsyncInvocations(options: AsyncInvocationsOptions): AsyncI
       return (await queue.list({ queue: name, state: opts.state, limit: opts.limit })).map(toView);
     },
     counts: (name) => queue.counts(name),
+    depth: (name) => queue.depth(name),
     async deadLetters(name, limit = 100) {
       return (await queue.list({ queue: name, state: 'dead', limit })).map(toView);
     },

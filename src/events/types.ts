@@ -1,4 +1,4 @@
-import type { JobState } from '../queue/types.js';
+import type { JobState, QueueDepth } from '../queue/types.js';
 import type { InvocationRequest } from './invoker.js';
 
 /**
@@ -98,6 +98,11 @@ export interface AsyncInvocations {
   get(id: string): Promise<InvocationView | undefined>;
   list(name: string, options?: { state?: JobState; limit?: number }): Promise<InvocationView[]>;
   counts(name: string): Promise<Record<JobState, number>>;
+  /**
+   * The function's async backlog — `ready` (due now), `delayed` (waiting for a retry), `running` —
+   * cheap enough to poll each scaling tick: what an autoscaler adds to its in-flight requests.
+   */
+  depth(name: string): Promise<QueueDepth>;
   /** Dead-lettered invocations of a function (its DLQ), newest first. */
   deadLetters(name: string, limit?: number): Promise<InvocationView[]>;
   /** Re-queues dead invocations (all, or the given ids) with attempts reset. Returns the ids. */

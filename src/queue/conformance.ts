@@ -139,6 +139,18 @@ export function runQueueConformance(name: string, makeQueue: (clock: Clock) => Q
       assert.equal(await queue.prune(clock.now(), clock.now()), 1);
     });
 
+    it('reports the backlog of a queue: ready, delayed (retries) and running', async () => {
+      assert.deepEqual(await queue.depth(q), { ready: 0, delayed: 0, running: 0 });
+      for (let i = 0; i < 4; i++) await queue.enqueue({ queue: q, id: `${q}-${i}`, data: {} });
+      await queue.enqueue({ queue: `${q}-other`, data: {} });
+      const [a, b] = await queue.lease(q, 2, 5000);
+      await queue.retry(a!.id, a!.token, clock.now() + 1000);
+      assert.deepEqual(await queue.depth(q), { ready: 2, delayed: 1, running: 1 });
+      await queue.complete(b!.id, b!.token, 'succeeded');
+      clock.advance(1000);
+      assert.deepEqual(await queue.depth(q), { ready: 3, delayed: 0, running: 0 });
+    });
+
     it('lists newest first, filtered by queue and state, up to a limit', async () => {
       for (let i = 0; i < 4; i++) {
         await queue.enqueue({ queue: q, id: `${q}-${i}`, data: { i } });

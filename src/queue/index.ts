@@ -3,5 +3,5 @@
  * implementation. The conformance suite is imported from './conformance.js' directly.
  */
 export { createSqliteQueue, type SqliteQueueOptions } from './sqlite-queue.js';
-export type { EnqueueInput, Job, JobState, LeasedJob, ListOptions, Outcome, Queue } from './types.js';
+export type { EnqueueInput, Job, JobState, LeasedJob, ListOptions, Outcome, Queue, QueueDepth } from './types.js';
 export { FINAL_STATES } from './types.js';

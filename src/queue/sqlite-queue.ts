@@ -115,6 +115,11 @@ export function createSqliteQueue(options: SqliteQueueOptions): Queue {
     counts: db.prepare<[string | null, string | null], { state: JobState; n: number }>(
       'SELECT state, COUNT(*) AS n FROM jobs WHERE (? IS NULL OR queue = ?) GROUP BY state',
     ),
+    depth: db.prepare<[{ now: number; queue: string }], { ready: number; delayed: number; running: number }>(
+      "SELECT COALESCE(SUM(state = 'queued' AND available_at <= @now), 0) AS ready, " +
+        "COALESCE(SUM(state = 'queued' AND available_at > @now), 0) AS delayed, " +
+        "COALESCE(SUM(state = 'running'), 0) AS running FROM jobs WHERE queue = @queue AND state IN ('queued', 'running')",
+    ),
     deadOf: db.prepare<[string], { id: string }>("SELECT id FROM jobs WHERE queue = ? AND state = 'dead'"),
     redrive: db.prepare<[number, number, number, string, string]>(
       "UPDATE jobs SET state = 'queued', attempts = 0, enqueued_at = ?, available_at = ?, updated_at = ?, " +
@@ -294,6 +299,10 @@ export function createSqliteQueue(options: SqliteQueueOptions): Queue {
       const out: Record<JobState, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, dead: 0 };
       for (const r of stmt.counts.all(queue ?? null, queue ?? null)) out[r.state] = r.n;
       return out;
+    },
+    async depth(queue) {
+      checkOpen();
+      return { ...stmt.depth.get({ now: clock.now(), queue })! };
     },
     redrive(queue, ids) {
       return write(() => redriveRows(queue, ids));

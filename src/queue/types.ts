@@ -60,6 +60,12 @@ export interface Outcome {
   result?: Record<string, unknown>;
 }
 
+export interface QueueDepth {
+  ready: number;
+  delayed: number;
+  running: number;
+}
+
 export interface ListOptions {
   queue?: string;
   state?: JobState;
@@ -93,6 +99,11 @@ export interface Queue {
   list(options?: ListOptions): Promise<Job[]>;
   /** Jobs per state, for one queue or all. */
   counts(queue?: string): Promise<Record<JobState, number>>;
+  /**
+   * The backlog of one queue, cheap enough to poll (an index range, not a scan of the finished
+   * jobs): `ready` queued and due now, `delayed` queued for later (retries), `running` leased.
+   */
+  depth(queue: string): Promise<QueueDepth>;
   /**
    * Dead jobs of `queue` (all, or those in `ids`) go back to `queued`, due now, with attempts
    * reset and `enqueuedAt` set to now. Returns the ids redriven.
