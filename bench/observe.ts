@@ -3,8 +3,11 @@
 // traced request's spans) called with synthetic records, CPU µs per request from process.cpuUsage.
 // Compare with the gateway's CPU per request in bench/gateway.ts (METRICS_OFF=1 for the same on/off
 // comparison end to end). Run: node --import tsx bench/observe.ts [requests=2000] [rounds=9]
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { InvocationRecord } from '../src/gateway/gateway.js';
 import { createLogStore, requestRecord } from '../src/observe/log-store.js';
 import { createMetrics } from '../src/observe/metrics.js';
@@ -17,8 +20,10 @@ const N = Number(requests);
 const sink = createServer((req, res) => req.resume().on('end', () => res.end('{}')));
 await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
 const metrics = createMetrics({ instances: () => [], waiting: () => new Map(), inFlight: () => 0 });
-const usage = createUsageMeter({ path: ':memory:' });
-const logs = createLogStore({ path: ':memory:' });
+// Real files, as a node has them: the write-ahead log and page writes are part of the cost.
+const dir = mkdtempSync(join(tmpdir(), 'nimbus-bench-observe-'));
+const usage = createUsageMeter({ path: join(dir, 'usage.db') });
+const logs = createLogStore({ path: join(dir, 'logs.db') });
 const tracer = createTracer({ endpoint: `http://127.0.0.1:${(sink.address() as AddressInfo).port}` });
 
 const record = (i: number): InvocationRecord => ({
@@ -65,6 +70,7 @@ await tracer.shutdown();
 logs.close();
 usage.close();
 sink.close();
+rmSync(dir, { recursive: true, force: true });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const base = median(results.get('baseline')!);
 console.log(`${N} requests × ${rounds} rounds, median CPU µs per request (baseline subtracted)`);

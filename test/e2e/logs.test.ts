@@ -115,3 +115,23 @@ describe('per-invocation log records', () => {
     assert.match(Buffer.concat(got).toString(), /log line a\n.*REPORT 200/);
   });
 });
+
+describe('log retention set on the node', () => {
+  it('keeps at most --log-max-records records per function', async () => {
+    const node = await startTestNode({ logRetention: { maxRecordsPerFunction: 5 } });
+    try {
+      assert.equal((await node.deploy(`${APPS}/echo`)).status, 201);
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const res = await node.call(`/fn/echo/log?tag=${i}`);
+        await res.arrayBuffer();
+        ids.push(res.headers.get('x-nimbus-request-id')!);
+      }
+      const { logs } = await node.json('/api/v1/functions/echo/logs?limit=1000');
+      assert.equal(logs.length, 5, logs.map((r: any) => r.line).join('\n'));
+      assert.equal(logs.at(-1).requestId, ids.at(-1), 'the newest are kept');
+    } finally {
+      await node.dispose();
+    }
+  });
+});
