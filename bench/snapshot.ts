@@ -4,9 +4,16 @@
 // run (modes alternate within each run). The warm pool is off (--pool-size 0) so "plain" is a
 // process spawn. Each run deploys a new revision (env RUN=i), so its first request is a cold start;
 // the snapshot build happens in the deploy and is not timed (its cost is reported apart).
+// Then the same starts with node alone (no Nimbus), to show what restoring itself costs.
 // Run: npm run build && node --import tsx bench/snapshot.ts [runs=20]
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildArtifact, resolveConfig } from '../src/build/index.js';
 import { packDirectory } from '../src/cli/pack.js';
+import { heapLimitMb } from '../src/runtime/sandbox/limits.js';
+import { createSnapshotBuilder, SNAPSHOT_BLOB } from '../src/runtime/snapshot/index.js';
 import { percentile, ROOT, startNimbusProcess } from './support.js';
 
 const runs = Number(process.argv[2] ?? 20);
@@ -96,4 +103,70 @@ for (const fixture of fixtures) {
       `| ${fixture} | ${mode} | ${s.p50.toFixed(1)} | ${s.p95.toFixed(1)} | ${(s.p50 / plain.p50).toFixed(2)}× | ${mb(memory.get(key) ?? Number.NaN)} MB | ${extra} |`,
     );
   }
+}
+
+// The same starts without Nimbus around them (no sandbox, gateway or channel): `node` running the
+// guest on the function's bundle vs `node --snapshot-blob`, spawn → readiness line. This isolates
+// what V8 restoring costs from the platform's own start path.
+const direct = new Map<Key, number[]>();
+const builder = createSnapshotBuilder({ sandbox: { mode: 'off' } });
+const work = mkdtempSync(join(tmpdir(), 'nimbus-bench-snap-'));
+try {
+  const dirs = new Map<string, string>();
+  for (const fixture of fixtures) {
+    const files = [
+      { path: 'index.js', mode: 0o644, content: readFileSync(join(ROOT, 'bench/fixtures', fixture, 'index.js')) },
+    ];
+    const built = await buildArtifact(files, resolveConfig(files, {}, fixture));
+    const dir = join(work, fixture);
+    mkdirSync(dir);
+    for (const f of built.files) writeFileSync(join(dir, f.path), f.content);
+    const { blob } = await builder.build({
+      function: fixture,
+      artifactDir: dir,
+      entry: built.entry!,
+      env: {},
+      memoryMb: 256,
+    });
+    writeFileSync(join(dir, SNAPSHOT_BLOB), blob);
+    dirs.set(fixture, dir);
+  }
+  const guest = join(ROOT, 'dist/guest/function.mjs');
+  for (let i = 0; i < runs; i++) {
+    for (const fixture of fixtures) {
+      const dir = dirs.get(fixture)!;
+      for (const mode of modes) {
+        const args = mode === 'plain' ? [guest] : ['--snapshot-blob', join(dir, SNAPSHOT_BLOB)];
+        const key: Key = `${fixture}/${mode}`;
+        direct.set(key, [
+          ...(direct.get(key) ?? []),
+          await untilReady([`--max-old-space-size=${heapLimitMb(256)}`, ...args], dir),
+        ]);
+      }
+    }
+  }
+} finally {
+  builder.close();
+  rmSync(work, { recursive: true, force: true });
+}
+
+function untilReady(args: string[], dir: string): Promise<number> {
+  const t0 = performance.now();
+  const env = { NIMBUS_SOCKET: join(dir, 's.sock'), NIMBUS_MODULE: join(dir, 'index.mjs') };
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'inherit', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    child.stdio[3]!.once('data', () => {
+      resolve(performance.now() - t0);
+      child.kill('SIGKILL');
+    });
+    child.once('exit', (code) => reject(new Error(`exited with ${code} before it was ready`)));
+  });
+}
+
+console.log(`\nnode alone (no Nimbus): spawn → readiness, ${runs} runs each`);
+console.log('| function | plain p50 ms | snapshot p50 ms | snapshot vs plain |\n| --- | --- | --- | --- |');
+for (const fixture of fixtures) {
+  const plain = stats(direct.get(`${fixture}/plain`)!).p50;
+  const snap = stats(direct.get(`${fixture}/snapshot`)!).p50;
+  console.log(`| ${fixture} | ${plain.toFixed(1)} | ${snap.toFixed(1)} | ${(snap / plain).toFixed(2)}× |`);
 }
