@@ -63,9 +63,11 @@ export function registerTriggers(program: Command, ctx: CliContext): void {
       .command('add')
       .description(
         'Add a trigger: nimbus triggers add cron NAME schedule="*/5 * * * *" timezone=Europe/Paris · ' +
-          'nimbus triggers add nats NAME subject=orders.created [stream=ORDERS] [url=nats://…]',
+          'nimbus triggers add nats NAME subject=orders.created [stream=ORDERS] [url=nats://…] · ' +
+          'nimbus triggers add rabbitmq NAME queue=orders · nimbus triggers add mqtt NAME topic=sensors/+ · ' +
+          'nimbus triggers add redis-streams NAME stream=orders (docs/triggers.md)',
       )
-      .argument('<type>', 'cron, nats or interval')
+      .argument('<type>', 'cron, nats, rabbitmq, mqtt, redis-streams or interval')
       .argument('<function>', 'function to invoke')
       .argument('[config...]', 'key=value settings of the source')
       .option('--id <id>', 'trigger id (default TYPE-FUNCTION-random)')
