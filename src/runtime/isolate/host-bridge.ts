@@ -10,6 +10,9 @@ import { OutputLimiter } from '../process/lines.js';
 /** Longest console line kept; longer ones are cut (a runaway print must not flood the log store). */
 const MAX_LINE = 16 * 1024;
 
+/** Pending timers per isolate: a guard against a function flooding the node's timer list. */
+const MAX_TIMERS = 10_000;
+
 /**
  * What the bridge needs from its instance. Mutable: a spare isolate is bound before it has an
  * instance, and the instance fills these in when it takes the spare.
@@ -51,6 +54,10 @@ export function createBridge(options: BridgeOptions): Bridge {
   const timer = new ivm.Callback(
     (id: number, ms: number) => {
       if (closed) return;
+      if (timers.size >= MAX_TIMERS) {
+        options.log('stderr', `setTimeout/setInterval: more than ${MAX_TIMERS} pending timers, this one is dropped`);
+        return;
+      }
       // Ref'd (cleared when the instance ends): a request awaiting a timer has nothing else
       // keeping the event loop alive, the in-flight isolate call holds no handle.
       const handle = setTimeout(
@@ -76,13 +83,20 @@ export function createBridge(options: BridgeOptions): Bridge {
     randomFillSync(bytes);
     return new ivm.ExternalCopy(bytes.buffer).copyInto();
   });
-  const fetchOut = new ivm.Callback(
-    (method: string, url: string, headers: string[], body: ArrayBuffer | null) => {
-      if (!options.egress)
-        throw new TypeError('fetch: outbound requests need `network: egress` (this function has none)');
-      return outbound(method, url, headers, body, options);
+  // A Reference, not a Callback: a Callback's result must be copyable as it is, and a promise is
+  // not; the prelude applies this with `result: { promise: true }` and awaits the answer. Failures
+  // come back as `{ error }` (the prelude throws them): a rejected promise handed to isolated-vm
+  // also surfaces as an unhandled rejection in the node.
+  const fetchOut = new ivm.Reference(
+    async (method: string, url: string, headers: string[], body: ArrayBuffer | null): Promise<unknown> => {
+      if (!options.egress) return { error: 'fetch: outbound requests need `network: egress` (this function has none)' };
+      try {
+        return await outbound(method, url, headers, body, options);
+      } catch (err) {
+        const cause = (err as { cause?: { message?: string } }).cause?.message;
+        return { error: `fetch failed: ${(err as Error).message}${cause ? ` (${cause})` : ''}` };
+      }
     },
-    { async: true },
   );
   return {
     args: [log, timer, clearTimer, random, fetchOut],

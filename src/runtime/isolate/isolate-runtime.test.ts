@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -143,6 +145,26 @@ describe('isolate runtime', () => {
     runtime.stats(fn.id);
     await eventually(() => runtime.stats(fn.id)!.memoryBytes > 0, 10_000, 'a heap reading');
     assert.ok(runtime.stats(fn.id)!.cpuMs > 0);
+  });
+
+  it('fetches outbound through the host with egress', async () => {
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => res.writeHead(201, { 'x-up': 'yes' }).end(`${req.method} ${req.headers['x-in']} ${body}`));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    after(() => server.close());
+    const { port } = server.address() as AddressInfo;
+    const fn = await start(`export default async () => {
+      const res = await fetch('http://127.0.0.1:${port}/up', { method: 'POST', body: 'payload', headers: { 'x-in': 'hdr' } });
+      return Response.json({ status: res.status, up: res.headers.get('x-up'), text: await res.text() });
+    }`);
+    assert.deepEqual(await (await get(fn)).json(), { status: 201, up: 'yes', text: 'POST hdr payload' });
+    const refused = await start(`export default async () => {
+      try { await fetch('http://127.0.0.1:1/'); } catch (e) { return e.message; }
+    }`);
+    assert.match(await (await get(refused)).text(), /^fetch failed/, 'a failed fetch rejects inside the isolate only');
   });
 
   it('refuses outbound fetch without egress', async () => {

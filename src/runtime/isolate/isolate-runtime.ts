@@ -25,7 +25,7 @@ export interface IsolateRuntimeOptions {
   spares?: number;
   /** Largest request or outbound-fetch response body, bytes. Default 32 MiB. */
   bodyLimit?: number;
-  /** How long a request may run past its timeout with the isolate still busy before the isolate is terminated. Default 100 ms. */
+  /** Watch window after a timeout: an isolate busy for most of two windows in a row is terminated. Default 100 ms. */
   spinCheckMs?: number;
 }
 

@@ -16,8 +16,8 @@ interface Host {
   timer(id: number, ms: number): void;
   clearTimer(id: number): void;
   random(n: number): ArrayBuffer;
-  /** Rejects unless the function has `network: egress`. */
-  fetch?(method: string, url: string, headers: string[], body: ArrayBuffer | null): Promise<FetchResult>;
+  /** An ivm.Reference to the host's fetch; rejects unless the function has `network: egress`. */
+  fetch?: { apply(self: undefined, args: unknown[], options: object): Promise<FetchResult | { error: string }> };
 }
 type FetchResult = [number, string, string[], ArrayBuffer];
 type Fn = (...args: any[]) => any;
@@ -82,12 +82,12 @@ function randomUUID(): string {
 async function fetch(input: string | URL | Request, init?: any): Promise<Response> {
   const request = input instanceof Request && init === undefined ? input : new Request(input, init);
   const body = request.body ? await request.arrayBuffer() : null;
-  const [status, statusText, headers, bytes] = await host!.fetch!(
-    request.method,
-    request.url,
-    request.headers._flat(),
-    body,
-  );
+  const answer = await host!.fetch!.apply(undefined, [request.method, request.url, request.headers._flat(), body], {
+    arguments: { copy: true },
+    result: { promise: true, copy: true },
+  });
+  if (!Array.isArray(answer)) throw new TypeError(answer.error);
+  const [status, statusText, headers, bytes] = answer;
   const pairs: [string, string][] = [];
   for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i], headers[i + 1]]);
   const nullBody = status === 204 || status === 205 || status === 304 || request.method === 'HEAD';
