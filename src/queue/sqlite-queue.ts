@@ -85,9 +85,11 @@ export function createSqliteQueue(options: SqliteQueueOptions): Queue {
 
   const stmt = {
     get: db.prepare<[string], Row>(`SELECT ${COLUMNS} FROM jobs WHERE id = ?`),
-    insert: db.prepare(
+    // One statement: a new id is inserted and returned; an existing one returns nothing (then `get`).
+    insert: db.prepare<[Record<string, unknown>], Row>(
       'INSERT INTO jobs (id, queue, state, data, body, attempts, created_at, enqueued_at, updated_at, available_at, seq) ' +
-        "VALUES (@id, @queue, 'queued', @data, @body, 0, @now, @now, @now, @available, @seq)",
+        "VALUES (@id, @queue, 'queued', @data, @body, 0, @now, @now, @now, @available, @seq) " +
+        `ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
     ),
     expired: db.prepare<[string, number, number], { id: string }>(
       "SELECT id FROM jobs WHERE queue = ? AND state = 'running' AND available_at <= ? LIMIT ?",
@@ -136,19 +138,19 @@ export function createSqliteQueue(options: SqliteQueueOptions): Queue {
 
   const enqueueRow = (input: EnqueueInput): Row => {
     const id = input.id ?? randomUUID();
-    const existing = stmt.get.get(id);
-    if (existing) return existing;
     const now = clock.now();
-    stmt.insert.run({
+    const inserted = stmt.insert.get({
       id,
       queue: input.queue,
       data: JSON.stringify(input.data),
       body: input.body && input.body.length > 0 ? Buffer.from(input.body) : null,
       now,
       available: now + Math.max(0, input.delayMs ?? 0),
-      seq: ++seq,
+      seq: seq + 1,
     });
-    return stmt.get.get(id)!;
+    if (!inserted) return stmt.get.get(id)!;
+    seq++;
+    return inserted;
   };
 
   // Lease tokens only need to differ between two leases of one job: a per-open prefix and a counter.
