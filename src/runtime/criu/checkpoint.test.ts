@@ -64,7 +64,7 @@ describe('checkpoint and restore command lines', () => {
       assert.ok(dump.includes(m), m);
     const restore = restoreArgs({
       image: '/data/criu/abc',
-      meta: { pipes: ['pipe:[1]', 'pipe:[2]'], createdAt: '', dumpMs: 1, bytes: 1 },
+      meta: { pipes: ['pipe:[1]', 'pipe:[2]'], createdAt: '', dumpMs: 1, bytes: 1, platform: 'p' },
       workDir: '/w',
       runDir: '/w/run',
       etcDir: '/etc-dir',

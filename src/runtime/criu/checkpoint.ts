@@ -46,6 +46,11 @@ export interface CheckpointMeta {
   /** Size of the images, bytes. */
   bytes: number;
   criuVersion?: string;
+  /**
+   * Node version, criu version and watchdog build the image holds: an image made by another
+   * platform build is ignored (and made again), since the watchdog in it is restored as it was.
+   */
+  platform: string;
 }
 
 /** Where the pieces of one checkpoint live: `img/` (CRIU's images), `root/`, `meta.json`. */
@@ -57,6 +62,8 @@ export const META_FILE = 'meta.json';
 export interface CheckpointContext {
   criuPath: string;
   criuVersion?: string;
+  /** See CheckpointMeta.platform. */
+  platform: string;
   setprivPath: string;
   sandbox: Sandbox;
   spawn: SpawnContext;
@@ -278,6 +285,7 @@ export async function makeCheckpoint(
       dumpMs: Math.round(dumpMs),
       bytes: dirBytes(imgDir),
       ...(ctx.criuVersion ? { criuVersion: ctx.criuVersion } : {}),
+      platform: ctx.platform,
     };
     writeFileSync(join(work, META_FILE), JSON.stringify(meta));
     rmSync(runDir, { recursive: true, force: true });

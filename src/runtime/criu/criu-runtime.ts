@@ -5,10 +5,11 @@
  * is ready, a copy made for the purpose is dumped in the background; later cold starts restore
  * that image. A restore that fails falls back to a normal start, with a `system` log line saying why.
  */
+import { createHash } from 'node:crypto';
 import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type SpawnContext, spawnContext } from '../process/spawn.js';
+import { guestFile, type SpawnContext, spawnContext } from '../process/spawn.js';
 import { type CgroupHost, type InstanceStats, openCgroups } from '../sandbox/cgroups.js';
 import { limitsFor } from '../sandbox/limits.js';
 import { createSandbox, type Sandbox, type SandboxOptions, trackTempDir } from '../sandbox/sandbox.js';
@@ -130,9 +131,19 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
   const system = (id: string, line: string) => emit({ type: 'log', id, stream: 'system', line, time: Date.now() });
 
   const imageDir = (key: string) => join(options.dir, key.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80));
+  let platformId: string | undefined;
+  const platform = () => {
+    platformId ??= `${process.version} criu-${support().version} watchdog-${createHash('sha256')
+      .update(readFileSync(guestFile(ctx.guestDir, 'watchdog')))
+      .digest('hex')
+      .slice(0, 12)}`;
+    return platformId;
+  };
+  /** The checkpoint of `key`, when there is one made by this platform build. */
   const readMeta = (key: string): CheckpointMeta | undefined => {
     try {
-      return JSON.parse(readFileSync(join(imageDir(key), META_FILE), 'utf8')) as CheckpointMeta;
+      const meta = JSON.parse(readFileSync(join(imageDir(key), META_FILE), 'utf8')) as CheckpointMeta;
+      return meta.platform === platform() ? meta : undefined;
     } catch {
       return undefined;
     }
@@ -145,6 +156,7 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
       {
         criuPath: support().path!,
         criuVersion: support().version,
+        platform: platform(),
         setprivPath: setprivPath!,
         sandbox: p.sandbox,
         spawn: ctx,
