@@ -1,11 +1,12 @@
 // runtime: isolate, side by side in one run (issue 4): cold start of an isolate instance at the
 // provider (start → first response) and through a Nimbus node's gateway (scale-from-zero → first
-// response), the process runtime's spawn through the same node, and workerd's own process cold
+// response), the isolate-host child option (a prototype over Node IPC), the process runtime's
+// spawn through the same node, and workerd's own process cold
 // start (spawn → first HTTP response, loopback) as a peer. Runs are interleaved. Then memory per
 // idle isolate: RSS delta of 1,000 idle instances / 1,000, and their V8 heaps.
 // Run: npm run build && node --import tsx --expose-gc bench/isolate.ts [runs=30] [idle=1000]
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { fork, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,7 +61,7 @@ function providerMode(name: string, runtime = createIsolateRuntime()): Mode {
     teardown: () => runtime.close(),
   };
 }
-const withSpares = providerMode('isolate provider (2 spare isolates): start → first response', provider);
+const withSpares = providerMode('isolate provider (2 spare isolates): start → first response');
 
 /** Scale-from-zero through a `nimbus serve` process: every run deploys a new revision first. */
 function nimbusMode(name: string, runtime: 'isolate' | 'node'): Mode {
@@ -85,6 +86,43 @@ function nimbusMode(name: string, runtime: 'isolate' | 'node'): Mode {
     },
     async teardown() {
       node?.child.kill('SIGTERM');
+    },
+  };
+}
+
+/** The isolate-host child option (bench/fixtures/isolate-host.mjs): start + first request over IPC. */
+function hostMode(): Mode {
+  let child: ReturnType<typeof fork> | undefined;
+  let seq = 0;
+  const waiting = new Map<number, (m: any) => void>();
+  const call = (m: Record<string, unknown>) =>
+    new Promise<any>((resolve) => {
+      waiting.set(++seq, resolve);
+      child!.send({ ...m, seq });
+    });
+  const code = readFileSync(join(HELLO, 'index.js'), 'utf8');
+  return {
+    name: 'isolate-host child process (prototype, Node IPC): start → first response',
+    async setup() {
+      child = fork(join(ROOT, 'bench/fixtures/isolate-host.mjs'), [join(ROOT, 'dist/isolate/prelude.js')], {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      await new Promise<void>((resolve) =>
+        child!.on('message', (m: any) => (m.ready ? resolve() : waiting.get(m.seq)?.(m))),
+      );
+    },
+    async once(run) {
+      const id = `h${run}`;
+      const t0 = performance.now();
+      const started = await call({ op: 'start', id, code });
+      const answer = await call({ op: 'fetch', id, method: 'GET', url: 'http://fn/' });
+      const ms = performance.now() - t0;
+      if (started.error || answer.status !== 200) throw new Error(`host: ${started.error ?? answer.error}`);
+      await call({ op: 'stop', id });
+      return ms;
+    },
+    async teardown() {
+      child?.kill();
     },
   };
 }
@@ -141,6 +179,7 @@ const hello :Workerd.Worker = (
 const modes: Mode[] = [
   withSpares,
   providerMode('isolate provider (no spares): start → first response', createIsolateRuntime({ spares: 0 })),
+  hostMode(),
   nimbusMode('nimbus gateway, runtime isolate: scale-from-zero → first response', 'isolate'),
   nimbusMode('nimbus gateway, runtime node (process spawn): scale-from-zero → first response', 'node'),
   workerdMode,
@@ -150,7 +189,7 @@ for (const mode of modes) await mode.setup?.();
 try {
   for (let i = 0; i < runs; i++) for (const mode of modes) times.get(mode)!.push(await mode.once(i));
 } finally {
-  for (const mode of modes) if (mode !== withSpares) await mode.teardown?.();
+  for (const mode of modes) await mode.teardown?.();
   rmSync(workerdDir, { recursive: true, force: true });
 }
 const stats = (xs: number[]) => {
