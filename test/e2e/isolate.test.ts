@@ -83,6 +83,19 @@ describe('runtime: isolate through a real node', () => {
     assert.deepEqual(await node.json('/fn/iso-other/'), { secret: null });
   });
 
+  it('shows each isolate instance’s heap and CPU time in the instance list', async () => {
+    assert.equal((await node.call('/fn/iso-other/')).status, 200);
+    const usage = await eventually(
+      async () => {
+        const { instances } = await node.json('/api/v1/functions/iso-other/instances');
+        return instances.find((i: { usage?: { memoryBytes: number } }) => (i.usage?.memoryBytes ?? 0) > 0)?.usage;
+      },
+      30_000,
+      'a usage sample with memory',
+    );
+    assert.ok(usage.memoryBytes < 64 * 1024 * 1024 && usage.cpuMs > 0, JSON.stringify(usage));
+  });
+
   it('rejects Lambda-style handlers and app mode at deploy', async () => {
     const lambda = await deploy('iso-lambda', {
       'index.js': 'export const handler = async () => ({ statusCode: 200 })',
