@@ -41,7 +41,7 @@ describe('isolate runtime', () => {
     const entry = `fn${++n}.mjs`;
     writeFileSync(join(dir, entry), code);
     return runtime.start({
-      id: `iso-${n}`,
+      id: extra.id ?? `iso-${n}`,
       function: 'f',
       revision: 'r1',
       kind: 'isolate',
@@ -138,6 +138,39 @@ describe('isolate runtime', () => {
     await assert.rejects(start(`export const handler = async () => ({ statusCode: 200 })`), /Lambda-style/);
     await assert.rejects(start(`import x from 'node:fs'; export default () => x`), /bundled module/);
   });
+
+  it('stops an instance whose init is still running', async () => {
+    const starting = start(`console.log('init'); for (;;) {} export default () => 'never'`, { id: 'iso-init-loop' });
+    await new Promise<void>((resolve) => {
+      const off = runtime.subscribe((e) => {
+        if (e.type !== 'log' || e.id !== 'iso-init-loop') return;
+        off();
+        resolve();
+      });
+    });
+    await runtime.stop('iso-init-loop');
+    await assert.rejects(
+      starting,
+      (err) => hasCode(err, 'NIMBUS_ERR_START_FAILED') && /stopped while starting/.test(String(err)),
+    );
+    assert.ok(!runtime.list().some((i) => i.id === 'iso-init-loop'));
+  });
+
+  it('fails START_FAILED when the entry file is missing', () =>
+    assert.rejects(
+      runtime.start({
+        id: 'iso-missing',
+        function: 'f',
+        revision: 'r1',
+        kind: 'isolate',
+        artifactDir: dir,
+        entry: 'nope.mjs',
+        env: {},
+        memoryMb: 16,
+        timeoutMs: 1000,
+      }),
+      (err) => hasCode(err, 'NIMBUS_ERR_START_FAILED') && /ENOENT/.test(String(err)),
+    ));
 
   it('reports CPU time and heap per instance', async () => {
     const fn = await start(`export default () => 'x'`);

@@ -80,7 +80,18 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
   }
 
   async function launch(spec: InstanceSpec, signal?: AbortSignal): Promise<Entry> {
-    const code = readFileSync(join(spec.artifactDir, spec.entry ?? 'index.mjs'), 'utf8');
+    let code: string;
+    try {
+      code = readFileSync(join(spec.artifactDir, spec.entry ?? 'index.mjs'), 'utf8');
+    } catch (err) {
+      throw new NimbusError(
+        'NIMBUS_ERR_START_FAILED',
+        `Instance ${spec.id} failed to start: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
     const shell = shells.take(spec.memoryMb);
     const { isolate, context } = shell;
     const entry: Entry = {
@@ -146,6 +157,11 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
+    if (entry.ended)
+      throw new NimbusError(
+        'NIMBUS_ERR_START_FAILED',
+        `Instance ${spec.id} failed to start: it was stopped while starting`,
+      );
     setState(entry, 'ready');
     return entry;
   }
@@ -181,6 +197,8 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
   async function stop(id: string, stopOptions: { graceMs?: number } = {}): Promise<void> {
     const entry = entries.get(id);
     if (!entry) return;
+    // Nothing to drain while the module is still loading: disposing ends its evaluation.
+    if (entry.state === 'starting') return end(entry, 'stopped', 'stopped while starting');
     entry.stopping ??= (async () => {
       entry.stopRequested = true;
       if (entry.state === 'ready') setState(entry, 'stopping');
