@@ -6,6 +6,7 @@
 // Run: npm run build && node --import tsx bench/cold-start.ts [runs=20]
 // Optional: BEFORE=/path/to/another/nimbus/checkout (built) adds that build's plain start as a mode.
 import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { createProcessRuntime } from '../src/runtime/process/process-runtime.js';
 import { deploy, percentile, ROOT, spawnUntil, startNimbusProcess } from './support.js';
@@ -80,7 +81,10 @@ function nimbusMode(
       return ms;
     },
     async teardown() {
+      // Wait for its graceful stop: a node whose parent is gone dies on EPIPE and leaves instances behind.
+      const exited = node && node.child.exitCode === null ? once(node.child, 'exit') : undefined;
       node?.child.kill('SIGTERM');
+      await exited;
       if (modes.length) console.error(`${name}: start modes seen: ${[...new Set(modes)].join(', ')}`);
     },
   };
