@@ -251,7 +251,11 @@ export async function makeCheckpoint(
     const tail: string[] = [];
     for (const stream of [child.stdout!, child.stderr!])
       readLines(stream, ({ line }) => tail.push(line) > 20 && tail.shift());
-    await waitReady(child, { timeoutMs: options.timeoutMs ?? spec.startTimeoutMs ?? 10_000, tail: () => tail });
+    // In the background: a generous wait, the machine may be busy with the instance it copies.
+    await waitReady(child, {
+      timeoutMs: options.timeoutMs ?? Math.max(spec.startTimeoutMs ?? 0, 60_000),
+      tail: () => tail,
+    });
     const init = child.pid === undefined ? undefined : sandboxInit(child.pid);
     if (init === undefined) throw new Error('cannot find the sandbox init process to dump');
     // The guest closes its readiness fd just after writing to it: a socket to the host, undumpable.

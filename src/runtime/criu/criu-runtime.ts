@@ -72,6 +72,9 @@ export function unsupportedReason(
   return undefined;
 }
 
+/** A failed checkpoint is tried again after this long, on the next normal start. */
+const RETRY_MS = 5 * 60_000;
+
 const ETC_PASSWD = 'root:x:0:0:root:/root:/usr/sbin/nologin\nnimbus:x:65534:65534:nimbus:/tmp:/usr/sbin/nologin\n';
 const ETC_GROUP = 'root:x:0:\nnimbus:x:65534:\n';
 
@@ -117,7 +120,8 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
   const endings = new Map<string, Promise<void>>();
   const listeners = new Set<(event: RuntimeEvent) => void>();
   const making = new Map<string, Promise<void>>();
-  const failures = new Map<string, string>();
+  /** Why the last checkpoint of a key failed, and when: tried again after RETRY_MS (a busy machine may time it out). */
+  const failures = new Map<string, { reason: string; at: number }>();
   const counts = new Map<string, number>();
   let counter = 0;
   const emit = (event: RuntimeEvent) => {
@@ -150,7 +154,8 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
   };
 
   function checkpointLater(spec: InstanceSpec, key: string): void {
-    if (making.has(key) || failures.has(key) || readMeta(key)) return;
+    const failed = failures.get(key);
+    if (making.has(key) || (failed && Date.now() - failed.at < RETRY_MS) || readMeta(key)) return;
     const p = getParts()!;
     const job = makeCheckpoint(
       {
@@ -171,7 +176,7 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
         ),
       )
       .catch((err) => {
-        failures.set(key, (err as Error).message);
+        failures.set(key, { reason: (err as Error).message, at: Date.now() });
         system(spec.id, `${(err as Error).message}; instances of ${spec.revision} start normally`);
       })
       .finally(() => making.delete(key));
@@ -268,7 +273,7 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
           restored: restoredCount,
         };
       const failed = failures.get(key);
-      if (failed) return { restores: false, state: 'failed', reason: failed, restored: restoredCount };
+      if (failed) return { restores: false, state: 'failed', reason: failed.reason, restored: restoredCount };
       return {
         restores: false,
         state: 'pending',
