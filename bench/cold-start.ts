@@ -9,23 +9,15 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { createProcessRuntime } from '../src/runtime/process/process-runtime.js';
-import { deploy, percentile, ROOT, spawnUntil, startNimbusProcess } from './support.js';
+import { type BenchMode, deploy, ROOT, runModes, spawnUntil, startNimbusProcess } from './support.js';
 
 const runs = Number(process.argv[2] ?? 20);
 /** Time for a pool to refill between pooled runs (cells warm in ≈ 100-200 ms on a quiet machine). */
 const POOL_SETTLE_MS = Number(process.env.POOL_SETTLE_MS ?? 600);
 
-/** One way of cold-starting hello; `once` returns milliseconds to the first response. */
-interface Mode {
-  name: string;
-  setup?(): Promise<void>;
-  once(run: number): Promise<number>;
-  teardown?(): Promise<void>;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const bare: Mode = {
+const bare: BenchMode = {
   name: 'bare node spawn → first response',
   async once() {
     const t0 = performance.now();
@@ -52,7 +44,7 @@ function nimbusMode(
   expect?: string,
   root = ROOT,
   config: Record<string, unknown> = {},
-): Mode {
+): BenchMode {
   let node: { url: string; child: ChildProcess } | undefined;
   const fn = `cold-${name.split(' ')[0]!.replace(/[^a-z0-9]/g, '')}`;
   const modes: string[] = [];
@@ -90,7 +82,7 @@ function nimbusMode(
   };
 }
 
-const modes: Mode[] = [
+const modes: BenchMode[] = [
   bare,
   nimbusMode('nimbus spawn (--pool-size 0) scale-from-zero → first response', ['--pool-size', '0'], 'spawn'),
   nimbusMode('nimbus pool (--pool-size 2) scale-from-zero → first response', ['--pool-size', '2'], 'pool'),
@@ -106,25 +98,7 @@ const modes: Mode[] = [
 if (process.env.BEFORE)
   modes.push(nimbusMode('nimbus (before) scale-from-zero → first response', [], undefined, process.env.BEFORE));
 
-const times = new Map<Mode, number[]>(modes.map((m) => [m, []]));
-for (const mode of modes) await mode.setup?.();
-try {
-  for (let i = 0; i < runs; i++) for (const mode of modes) times.get(mode)!.push(await mode.once(i));
-} finally {
-  for (const mode of modes) await mode.teardown?.();
-}
-
-const stats = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { p50: percentile(s, 50), p95: percentile(s, 95) };
-};
-const base = stats(times.get(bare)!).p50;
-console.log(`${runs} runs each, interleaved; milliseconds`);
-console.log('| mode | p50 ms | p95 ms | p50 vs bare |\n| --- | --- | --- | --- |');
-for (const mode of modes) {
-  const s = stats(times.get(mode)!);
-  console.log(`| ${mode.name} | ${s.p50.toFixed(1)} | ${s.p95.toFixed(1)} | ${(s.p50 / base).toFixed(2)}× |`);
-}
+await runModes(modes, runs, bare, { baseName: 'bare' });
 
 // Memory of one idle instance per mode: cgroup charge of a spawned hello instance, and of a
 // warm pool cell (a cell is an instance without its function yet).

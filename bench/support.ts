@@ -57,3 +57,46 @@ export async function deploy(url: string, dir: string, config: Record<string, un
 export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
+
+/** A side-by-side mode of a bench: `once` measures one run (milliseconds). */
+export interface BenchMode {
+  name: string;
+  setup?(): Promise<void>;
+  once(run: number): Promise<number>;
+  teardown?(): Promise<void>;
+}
+
+/**
+ * Runs every mode `runs` times, interleaved (run i of every mode, then run i + 1, so load on the
+ * machine hits every mode alike), and prints a markdown table of p50 / p95 and the p50 ratio to
+ * `base`. Returns the times per mode.
+ */
+export async function runModes(
+  modes: BenchMode[],
+  runs: number,
+  base: BenchMode,
+  options: { baseName?: string; digits?: number } = {},
+): Promise<Map<BenchMode, number[]>> {
+  const times = new Map<BenchMode, number[]>(modes.map((m) => [m, []]));
+  for (const mode of modes) await mode.setup?.();
+  try {
+    for (let i = 0; i < runs; i++) for (const mode of modes) times.get(mode)!.push(await mode.once(i));
+  } finally {
+    for (const mode of modes) await mode.teardown?.();
+  }
+  const stats = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return { p50: percentile(s, 50), p95: percentile(s, 95) };
+  };
+  const digits = options.digits ?? 1;
+  const p50 = stats(times.get(base)!).p50;
+  console.log(`${runs} runs each, interleaved; milliseconds`);
+  console.log(`| mode | p50 ms | p95 ms | p50 vs ${options.baseName ?? base.name} |\n| --- | --- | --- | --- |`);
+  for (const mode of modes) {
+    const s = stats(times.get(mode)!);
+    console.log(
+      `| ${mode.name} | ${s.p50.toFixed(digits)} | ${s.p95.toFixed(digits)} | ${(s.p50 / p50).toFixed(2)}× |`,
+    );
+  }
+  return times;
+}
