@@ -99,7 +99,7 @@ describe('isolate prelude matches Node', () => {
 
   it('answers URL, URLSearchParams, TextEncoder/Decoder, base64 and Headers like Node', async () => {
     const res = await fn.fetch(new Request('http://fn/', { method: 'POST', body: JSON.stringify(INPUT) }));
-    const inside = await res.json();
+    const inside = (await res.json()) as Record<string, unknown>;
     const node = JSON.parse(JSON.stringify(probe(INPUT)));
     for (const key of Object.keys(node)) assert.deepEqual(inside[key], node[key], key);
   });
