@@ -48,8 +48,11 @@ export interface CellPool {
    * shape not kept: it is kept from now on). Call `refill` once the cold start it served is done.
    */
   take(shape: CellShape): Launched | undefined;
-  /** Starts the background refill (no-op when full). */
-  refill(): void;
+  /**
+   * Starts the background refill (no-op when full), after `delayMs` when given: a spawn blocks the
+   * event loop for a moment, so after a cold start it waits until the first request is served.
+   */
+  refill(delayMs?: number): void;
   info(): CellInfo[];
   /** Kills every cell not taken and waits until they are cleaned up. */
   close(): Promise<void>;
@@ -80,6 +83,7 @@ export function createCellPool(launcher: Launcher, options: CellPoolOptions): Ce
   const cleanups = new Set<Promise<void>>();
   let spawning = false;
   let closed = false;
+  let delayed: NodeJS.Timeout | undefined;
   let names = 0;
 
   const kept = () => [...pinned.values(), ...recent.values()];
@@ -173,7 +177,14 @@ export function createCellPool(launcher: Launcher, options: CellPoolOptions): Ce
       }
       return undefined;
     },
-    refill,
+    refill(delayMs) {
+      if (!delayMs) return refill();
+      if (delayed || closed) return;
+      delayed = setTimeout(() => {
+        delayed = undefined;
+        refill();
+      }, delayMs);
+    },
     info: () =>
       [...cells].map((c) => ({
         shape: c.shape,
@@ -183,6 +194,7 @@ export function createCellPool(launcher: Launcher, options: CellPoolOptions): Ce
       })),
     async close() {
       closed = true;
+      clearTimeout(delayed);
       for (const cell of [...cells]) discard(cell);
       await Promise.all(cleanups);
     },

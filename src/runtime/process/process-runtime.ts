@@ -59,6 +59,8 @@ export interface ProcessRuntime extends Runtime {
 const DEFAULT_START_TIMEOUT_MS = 10_000;
 const DEFAULT_GRACE_MS = 2000;
 const DEFAULT_POOL_SIZE = 2;
+/** How long after a cold start the pool starts refilling (a spawn blocks the event loop ≈ 1-5 ms). */
+const REFILL_DELAY_MS = 50;
 /** How long a failed request waits for its instance's exit to be classified (OOM or crash). */
 const CLASSIFY_WAIT_MS = 1000;
 /** What V8 prints when the heap limit (--max-old-space-size) is reached. */
@@ -326,8 +328,8 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Proce
           });
         throw err;
       } finally {
-        // Refills wait for the cold start they would compete with for CPU.
-        cells?.refill();
+        // Refills wait for the cold start (and its first request) they would compete with.
+        cells?.refill(REFILL_DELAY_MS);
       }
       entry.tail.length = 0;
       try {
