@@ -17,6 +17,8 @@ export interface Entry {
   context: ivm.Context;
   bridge: Bridge;
   dispatch: ivm.Reference<(...a: any[]) => any>;
+  /** Aborts `request.signal` inside the isolate: (key, reason). */
+  abort: ivm.Reference<(key: string, reason: string) => void>;
   settled: ivm.Reference<() => Promise<void>>;
   instance: Instance;
   /** In-flight requests: each one's reject, called when the instance ends under it. */
@@ -87,6 +89,7 @@ async function serve(entry: Entry, hooks: InstanceHooks, request: Request, signa
     const onAbort = () => {
       finish();
       reject(signal!.reason);
+      abortInside(entry, key, 'The request was cancelled');
       watchSpin(entry, hooks, 'kept its CPU busy after its request was cancelled: terminated');
     };
     entry.inflight.set(key, (err) => {
@@ -104,6 +107,7 @@ async function serve(entry: Entry, hooks: InstanceHooks, request: Request, signa
           `Function ${entry.spec.function} did not answer within its timeout of ${entry.spec.timeoutMs / 1000} s`,
         ),
       );
+      abortInside(entry, key, 'The request timed out');
       watchSpin(
         entry,
         hooks,
@@ -113,7 +117,7 @@ async function serve(entry: Entry, hooks: InstanceHooks, request: Request, signa
     timer.unref();
 
     entry.dispatch
-      .apply(undefined, [request.method, request.url, headers, body, requestId], {
+      .apply(undefined, [request.method, request.url, headers, body, requestId, key], {
         arguments: { copy: true },
         result: { promise: true, copy: true },
       })
@@ -130,6 +134,12 @@ async function serve(entry: Entry, hooks: InstanceHooks, request: Request, signa
         },
       );
   });
+}
+
+/** Fires the request's `signal` inside the isolate (queued behind running code; ignored once gone). */
+function abortInside(entry: Entry, key: string, reason: string): void {
+  if (entry.ended) return;
+  entry.abort.apply(undefined, [key, reason]).catch(() => {});
 }
 
 /** Ends the instance when its isolate is still burning CPU a moment later (a busy loop). */

@@ -125,6 +125,31 @@ describe('isolate runtime', () => {
     assert.equal(await (await get(other)).text(), 'still here');
   });
 
+  it('aborts request.signal inside the isolate when the caller goes away', async () => {
+    const fn = await start(`export default (req) => new Promise(() => {
+      req.signal.addEventListener('abort', () => console.log('aborted: ' + req.signal.reason.message));
+      console.log('waiting');
+    })`);
+    const lines: string[] = [];
+    const seen = new Promise<void>((resolve) => {
+      const off = runtime.subscribe((e) => {
+        if (e.type !== 'log' || e.id !== fn.id) return;
+        lines.push(e.line);
+        if (e.line.startsWith('aborted')) {
+          off();
+          resolve();
+        }
+      });
+    });
+    const controller = new AbortController();
+    const pending = fn.fetch(new Request('http://fn.test/'), { signal: controller.signal });
+    await eventually(() => lines.includes('waiting'), 10_000, 'the handler to wait');
+    controller.abort(new Error('bye'));
+    await assert.rejects(pending, /bye/);
+    await seen;
+    assert.ok(lines.includes('aborted: The request was cancelled'), lines.join('|'));
+  });
+
   it('keeps globals apart between instances', async () => {
     const code = `globalThis.count ??= 0; export default () => String(++globalThis.count);`;
     const a = await start(code);

@@ -101,6 +101,7 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
       context,
       bridge: shell.bridge,
       dispatch: shell.dispatch,
+      abort: shell.abort,
       settled: shell.settled,
       inflight: new Map(),
       drained: [],

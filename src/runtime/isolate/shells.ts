@@ -16,6 +16,7 @@ export interface Shell {
   isolate: ivm.Isolate;
   context: ivm.Context;
   dispatch: Fn;
+  abort: Fn;
   settled: Fn;
   fire: Fn;
   load: Fn;
@@ -115,6 +116,7 @@ export function createShellPool(options: ShellPoolOptions): ShellPool {
       isolate,
       context,
       dispatch: fn('dispatch'),
+      abort: fn('abort'),
       settled: fn('settled'),
       fire: fn('fire'),
       load: fn('load'),

@@ -30,6 +30,8 @@ let handler: Fn | undefined;
 let current: string | undefined;
 const inflight = new Set<string>();
 const pending = new Set<Promise<unknown>>();
+/** Each in-flight request's AbortController, by the host's key for it. */
+const aborts = new Map<string, AbortController>();
 
 function format(value: unknown): string {
   if (typeof value === 'string') return value;
@@ -170,7 +172,18 @@ g.__nimbus = {
     t.fn(...t.args);
   },
   /** One request: answers [status, statusText, headers, body] or { error } when the handler threw. */
-  async dispatch(method: string, url: string, headers: string[], body: ArrayBuffer | null, requestId: string) {
+  /** Aborts `request.signal` of an in-flight request (its caller went away or it timed out). */
+  abort(key: string, reason: string) {
+    aborts.get(key)?.abort(new Error(reason));
+  },
+  async dispatch(
+    method: string,
+    url: string,
+    headers: string[],
+    body: ArrayBuffer | null,
+    requestId: string,
+    key = requestId,
+  ) {
     const pairs: [string, string][] = [];
     for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i], headers[i + 1]]);
     const ctx = {
@@ -183,11 +196,18 @@ g.__nimbus = {
       passThroughOnException() {},
     };
     inflight.add(requestId);
+    const aborter = new AbortController();
+    aborts.set(key, aborter);
     try {
       let result: unknown;
       current = requestId;
       try {
-        const request = new Request(url, { method, headers: pairs, body: body ? new Uint8Array(body) : null });
+        const request = new Request(url, {
+          method,
+          headers: pairs,
+          body: body ? new Uint8Array(body) : null,
+          signal: aborter.signal,
+        });
         result = handler!(request, env, ctx);
       } finally {
         current = undefined;
@@ -203,6 +223,7 @@ g.__nimbus = {
       return { error: e instanceof Error ? e.message : String(e) };
     } finally {
       inflight.delete(requestId);
+      aborts.delete(key);
     }
   },
   /** Resolves when every waitUntil promise has settled (a graceful stop waits for it). */
