@@ -122,7 +122,7 @@ try {
     const mb = (b?: number) => ((b ?? 0) / 1024 / 1024).toFixed(1);
     console.log('\n| idle instance | memory (cgroup charge) MB |\n| --- | --- |');
     console.log(`| spawned hello instance, after one request | ${mb(runtime.stats('mem-spawn')?.memoryBytes)} |`);
-    const cells = runtime.pool().filter((c) => c.state === 'warm');
+    const cells = runtime.pool().filter((c) => c.state === 'warm' && c.shape.memoryMb === 256);
     console.log(
       `| warm pool cell (no function yet), mean of ${cells.length} | ${mb(cells.reduce((a, c) => a + (c.memoryBytes ?? 0), 0) / cells.length)} |`,
     );
