@@ -78,5 +78,20 @@ describe('checkpoint and restore command lines', () => {
       '-d',
     ])
       assert.ok(restore.includes(a), a);
+    assert.ok(!restore.includes('--empty-ns'), 'the network namespace is replayed without the loopback script');
+    const quick = restoreArgs({
+      image: '/i',
+      meta: { pipes: ['pipe:[1]', 'pipe:[2]'], createdAt: '', dumpMs: 1, bytes: 1, platform: 'p' },
+      workDir: '/w',
+      runDir: '/w/run',
+      etcDir: '/e',
+      loopbackScript: '/s/loopback.sh',
+    });
+    assert.deepEqual(quick.slice(quick.indexOf('--empty-ns'), quick.indexOf('--empty-ns') + 4), [
+      '--empty-ns',
+      'net',
+      '--action-script',
+      '/s/loopback.sh',
+    ]);
   });
 });

@@ -16,7 +16,7 @@ import { createSandbox, type Sandbox, type SandboxOptions, trackTempDir } from '
 import type { Instance, InstanceSpec, Runtime, RuntimeEvent } from '../types.js';
 import { type CheckpointMeta, META_FILE, makeCheckpoint } from './checkpoint.js';
 import { type CriuSupport, criuSupport } from './detect.js';
-import { type RestoredInstance, restoreInstance } from './restore.js';
+import { LOOPBACK_SCRIPT, type RestoredInstance, restoreInstance } from './restore.js';
 
 /** Whether a revision's cold starts are CRIU restores, as `nimbus get` shows it. */
 export interface CheckpointStatus {
@@ -72,6 +72,15 @@ export function unsupportedReason(
   return undefined;
 }
 
+function executable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A failed checkpoint is tried again after this long, on the next normal start. */
 const RETRY_MS = 5 * 60_000;
 
@@ -85,16 +94,18 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
   const support = () => (detected ??= criuSupport());
   const ctx: SpawnContext = spawnContext(options);
   // Made on first use only: a node without CRIU (or without checkpointed functions) pays nothing.
-  let parts: { sandbox: Sandbox; cgroups: CgroupHost; etcDir: string; runDir: string; remove: () => void } | undefined;
+  let parts:
+    | {
+        sandbox: Sandbox;
+        cgroups: CgroupHost;
+        etcDir: string;
+        runDir: string;
+        remove: () => void;
+        loopbackScript?: string;
+      }
+    | undefined;
   let partsError: string | undefined;
-  const setprivPath = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => {
-    try {
-      accessSync(p, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  const setprivPath = ['/usr/bin/setpriv', '/bin/setpriv'].find(executable);
   const getParts = () => {
     if (parts || partsError) return parts;
     const sandbox = createSandbox(options.sandbox);
@@ -110,7 +121,13 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
     mkdirSync(etcDir, { mode: 0o755 });
     writeFileSync(join(etcDir, 'passwd'), ETC_PASSWD);
     writeFileSync(join(etcDir, 'group'), ETC_GROUP);
-    parts = { sandbox, cgroups, etcDir, runDir: base, remove };
+    // Loopback only (network: none): bring it up instead of replaying the namespace (restore.ts).
+    let loopbackScript: string | undefined;
+    if (executable('/usr/bin/nsenter') && ['/usr/sbin/ip', '/usr/bin/ip', '/sbin/ip'].some(executable)) {
+      loopbackScript = join(base, 'loopback.sh');
+      writeFileSync(loopbackScript, LOOPBACK_SCRIPT, { mode: 0o755 });
+    }
+    parts = { sandbox, cgroups, etcDir, runDir: base, remove, loopbackScript };
     return parts;
   };
   const sandboxedHere = () => support().available && setprivPath !== undefined && getParts() !== undefined;
@@ -199,6 +216,7 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
       spec,
       baseDir,
       etcDir: p.etcDir,
+      loopbackScript: p.loopbackScript,
       cgroup,
       timeoutMs: spec.startTimeoutMs ?? 10_000,
       onLine: (stream, line, requestId) =>

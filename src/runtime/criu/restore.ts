@@ -16,6 +16,14 @@ import type { InstanceCgroup } from '../sandbox/cgroups.js';
 import type { Instance, InstanceSpec, InstanceState } from '../types.js';
 import { type CheckpointMeta, criuErrors, IMAGE_DIR, ROOT_DIR } from './checkpoint.js';
 
+/**
+ * criu's action script for `--empty-ns net`: the network namespace of a `network: none` instance
+ * holds only loopback, so instead of replaying its configuration (five `ip` runs, ≈ 20 ms of a
+ * restore here) the restore makes it empty and this brings loopback up before sockets are bound.
+ */
+export const LOOPBACK_SCRIPT =
+  '#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = setup-namespaces ] || exit 0\nexec nsenter -t "$CRTOOLS_INIT_PID" -n ip link set lo up\n';
+
 /** The criu restore arguments (pure, tested as data). */
 export function restoreArgs(o: {
   image: string;
@@ -23,6 +31,8 @@ export function restoreArgs(o: {
   workDir: string;
   runDir: string;
   etcDir: string;
+  /** LOOPBACK_SCRIPT on disk: the network namespace is made empty and only loopback brought up. */
+  loopbackScript?: string;
 }): string[] {
   return [
     'restore',
@@ -44,6 +54,7 @@ export function restoreArgs(o: {
     '--ext-mount-map',
     'auto',
     '--manage-cgroups=ignore',
+    ...(o.loopbackScript ? ['--empty-ns', 'net', '--action-script', o.loopbackScript] : []),
     '--inherit-fd',
     `fd[1]:${o.meta.pipes[0]}`,
     '--inherit-fd',
@@ -80,6 +91,7 @@ export interface RestoreRequest {
   baseDir: string;
   /** Holds passwd and group for the sandbox. */
   etcDir: string;
+  loopbackScript?: string;
   cgroup?: InstanceCgroup;
   /** Receives each output line of the restored instance. */
   onLine(stream: 'stdout' | 'stderr', line: string, requestId?: string): void;
@@ -126,7 +138,14 @@ export async function restoreInstance(req: RestoreRequest): Promise<RestoredInst
   const runDir = join(req.baseDir, 'run');
   mkdirSync(runDir, { recursive: true, mode: 0o700 });
   chownSync(runDir, 65534, 65534);
-  const args = restoreArgs({ image: req.image, meta: req.meta, workDir: req.baseDir, runDir, etcDir: req.etcDir });
+  const args = restoreArgs({
+    image: req.image,
+    meta: req.meta,
+    workDir: req.baseDir,
+    runDir,
+    etcDir: req.etcDir,
+    loopbackScript: req.loopbackScript,
+  });
   // criu joins the instance's cgroup first: every restored process is its child, so it is in there too.
   const child = spawn(
     '/bin/sh',
