@@ -94,6 +94,7 @@ export function createApi(options: ApiOptions): Hono {
         digest: revision.digest,
         url: functionUrl(c, revision.function),
         ...(revision.snapshot ? { snapshot: revision.snapshot } : {}),
+        ...withCheckpoint(revision),
         ...(percent !== undefined ? { percent } : {}),
         ...(rollout ? { rollout } : {}),
       },

@@ -23,6 +23,8 @@ export interface DeployResult {
   url: string;
   /** Set when the config asked for a snapshot (docs/snapshots.md). */
   snapshot?: RevisionSnapshot;
+  /** App mode with snapshot: whether cold starts will be CRIU restores (docs/criu.md). */
+  checkpoint?: CheckpointInfo;
   /** The new revision's share of the traffic now (docs/traffic.md). */
   percent?: number;
   /** The canary rollout the deploy started. */

@@ -2,6 +2,7 @@ import { basename, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { toApiError } from './api-client.js';
 import type { DeployResult } from './api-types.js';
+import { formatCheckpoint } from './checkpoint-format.js';
 import { clientFor, printJson, withUrl } from './common.js';
 import { type CliContext, writeLine } from './context.js';
 import {
@@ -116,6 +117,7 @@ async function deploy(dir: string, opts: DeployOptions, ctx: CliContext): Promis
     );
   // On stderr with the progress lines: a failed snapshot is a warning, the deploy itself worked.
   if (result.snapshot) await writeLine(stderr, `snapshot: ${formatSnapshot(result.snapshot)}`);
+  if (result.checkpoint) await writeLine(stderr, `criu restores: ${formatCheckpoint(result.checkpoint)}`);
 }
 
 function describeRelease(result: DeployResult): string {

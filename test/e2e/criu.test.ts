@@ -86,6 +86,7 @@ describe('CRIU restores of app-mode instances (snapshot: true)', () => {
   it('says why restores are not used for a function in the host network', async () => {
     const deployed = await node.deploy(join(APPS, 'py-app'), { name: 'ckpt-egress', snapshot: true });
     assert.equal(deployed.status, 201, JSON.stringify(deployed.body));
+    assert.equal(deployed.body.checkpoint.restores, false, 'the deploy answer says so too');
     const c = (await detail('ckpt-egress')).revisions[0].checkpoint;
     assert.equal(c.restores, false);
     assert.match(c.reason, support.available ? /network: none/ : /CRIU is not available/);
