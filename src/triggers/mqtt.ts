@@ -112,6 +112,11 @@ function createMqttTrigger(ctx: TriggerContext, config: MqttConfig): Trigger {
         c.once('close', () => reject(new Error(`cannot connect to ${where}`)));
       });
       c.on('error', () => {}); // reported through 'close' and the session's end
+      // A message published at QoS 0 arrives at QoS 0 (nothing to acknowledge): customHandleAcks
+      // never sees it, 'message' does (QoS 1 ones come there too, after their PUBACK: skipped).
+      c.on('message', (topic, payload, packet) => {
+        if (packet.qos === 0) void handle(gen, topic, payload, packet);
+      });
       if (stop.signal.aborted) return;
       const granted = await c.subscribeAsync(config.topic, { qos: 1 });
       const code = granted[0]?.qos ?? 128;

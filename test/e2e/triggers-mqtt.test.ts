@@ -18,17 +18,18 @@ import { eventually } from '../support/nimbus.js';
 
 const SHARED = 'mqtt://127.0.0.1:1883';
 
-/** Publishes at QoS 1; resolves with the bodies the broker acknowledged (PUBACK). */
+/** Publishes at QoS 1 (or 0); resolves with the bodies the broker acknowledged (PUBACK). */
 async function publishAll(
   url: string,
   topic: string,
   bodies: string[],
   props?: (i: number) => object,
+  qos: 0 | 1 = 1,
 ): Promise<string[]> {
   const client = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 });
   const acked: string[] = [];
   for (const [i, body] of bodies.entries()) {
-    await client.publishAsync(topic, body, { qos: 1, properties: props?.(i) });
+    await client.publishAsync(topic, body, { qos, properties: props?.(i) });
     acked.push(body);
   }
   await client.endAsync();
@@ -56,9 +57,10 @@ describe('mqtt trigger (real Mosquitto)', () => {
       contentType: 'text/plain',
     }));
     await publishAll(SHARED, `${topic}/b`, ['plain']);
+    await publishAll(SHARED, `${topic}/c`, ['at most once'], () => ({}), 0);
     const events = await h.waitSeen(
       (e) => e.source === `mqtt://127.0.0.1:1883/${topic}/+`,
-      (all) => all.length === 2,
+      (all) => all.length === 3,
     );
     const first = events.find((e) => e.body === 'with id');
     assert.equal(first.id, `${topic}/a:evt-${RUN}`);
@@ -70,7 +72,11 @@ describe('mqtt trigger (real Mosquitto)', () => {
     const second = events.find((e) => e.body === 'plain');
     assert.equal(second.subject, `${topic}/b`);
     assert.equal(second.contentType, 'application/octet-stream');
-    assert.equal((await h.status(t.id)).delivered, 2);
+    assert.ok(
+      events.find((e) => e.body === 'at most once' && e.subject === `${topic}/c`),
+      'a QoS 0 message is delivered too',
+    );
+    assert.equal((await h.status(t.id)).delivered, 3);
   });
 
   it('messages published while the trigger is away wait in its persistent session', async () => {
