@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, truncateSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -80,6 +80,17 @@ describe('CRIU runtime (real criu, sandboxed python app)', () => {
       assert.deepEqual(await res.json(), { lang: 'python', method: 'GET', path, body: '' });
     }
     assert.ok(rt.stats('b')!.pids >= 2, 'the restored processes are in the instance cgroup');
+    // Still sandboxed: nobody, pid 1 of a pid namespace of its own, its own network namespace,
+    // the sandbox's mounts (the code at /nimbus/code, not the host's /work).
+    for (const instance of [b, c]) {
+      const status = readFileSync(`/proc/${instance.pid}/status`, 'utf8');
+      assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
+      assert.match(status, /^NSpid:\s+\d+\s+1$/m);
+      assert.ok(existsSync(`/proc/${instance.pid}/root/nimbus/code/server.py`));
+      assert.ok(!existsSync(`/proc/${instance.pid}/root/work`));
+    }
+    assert.notEqual(readlinkSync(`/proc/${b.pid}/ns/net`), readlinkSync(`/proc/${c.pid}/ns/net`));
+    assert.notEqual(readlinkSync(`/proc/${b.pid}/ns/net`), readlinkSync('/proc/self/ns/net'));
     assert.equal(rt.status({ kind: 'app', network: 'none', checkpoint: KEY })!.restored, 2);
     assert.equal(await rt.freeze('b'), true);
     assert.equal(await rt.thaw('b'), true);
