@@ -4,9 +4,10 @@
 // CPU, so req/s alone hides where the time goes).
 // Run: npm run build && node --import tsx bench/gateway.ts [seconds=5] [connections=16] [rounds=3]
 // Optional: BEFORE=/path/to/another/nimbus/checkout (built) adds that build as a third target,
-// for a before/after table from one run. METRICS_OFF=1 adds this checkout twice more: with
-// observability off (--no-metrics --no-request-logs) and with tracing on too (--otlp-endpoint to
-// an in-process OTLP sink), to measure what metrics, usage metering, request logs and traces cost.
+// for a before/after table from one run. METRICS_OFF=1 adds this checkout three times more: with
+// observability off (--no-metrics --no-request-logs), without request logs, and with tracing on
+// too (--otlp-endpoint to an in-process OTLP sink), to measure what metrics, usage metering,
+// request logs and traces each cost.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -106,6 +107,9 @@ try {
     const off = await nimbusTarget(ROOT, ['--no-metrics', '--no-request-logs']);
     children.push(off.child);
     targets.push({ name: 'nimbus gateway (observability off)', ...off });
+    const noLogs = await nimbusTarget(ROOT, ['--no-request-logs']);
+    children.push(noLogs.child);
+    targets.push({ name: 'nimbus gateway (no request logs)', ...noLogs });
     // …and with every request traced too, exported to a receiver that accepts and drops.
     const sink = createServer((req, res) => req.resume().on('end', () => res.end('{}')));
     await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));

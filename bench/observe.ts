@@ -44,7 +44,7 @@ const variants: Record<string, (i: number) => void> = {
     metrics.onInvocation(r);
     usage.record({ function: r.function, time: Date.now(), durationMs: r.durationMs, memoryMb: 128, cold: false });
   },
-  'request log record': (i) => logs.append(requestRecord({ ...record(i), time: Date.now() })),
+  'request log record': (i) => logs.append(requestRecord(record(i), Date.now())),
   'trace (4 spans, OTLP export)': (i) => {
     const t = tracer.start('hello', undefined);
     tracer.end(t, { ...record(i), traceId: t.traceId });

@@ -198,7 +198,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
         : (r) => {
             rollouts.onInvocation(r);
             if (options.requestLogs !== false && r.error !== 'NIMBUS_ERR_FUNCTION_NOT_FOUND')
-              logs.append(requestRecord({ ...r, time: clock.now() }));
+              logs.append(requestRecord(r, clock.now()));
             if (options.metrics === false) return;
             metrics.onInvocation(r);
             const memoryMb = r.revision ? resolver.plan(r.function, r.revision)?.spec.memoryMb : undefined;

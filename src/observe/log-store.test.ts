@@ -13,16 +13,10 @@ const line = (fn: string, time: number, text: string, requestId?: string): LogRe
   ...(requestId ? { requestId } : {}),
 });
 const request = (fn: string, time: number, requestId: string, status: number) =>
-  requestRecord({
+  requestRecord(
+    { requestId, function: fn, revision: 'r1', instance: 'i1', status, durationMs: 1.234, cold: false },
     time,
-    requestId,
-    function: fn,
-    revision: 'r1',
-    instance: 'i1',
-    status,
-    durationMs: 1.234,
-    cold: false,
-  });
+  );
 
 describe('log store', () => {
   it('keeps one request record per invocation, filtered by request id, status and time', () => {
@@ -110,8 +104,11 @@ describe('log store', () => {
     assert.deepEqual(live(line('f', 1, 'y', 'b')), []);
     assert.deepEqual(live(request('f', 2, 'a', 200)), []);
     assert.deepEqual(
-      live(request('f', 2, 'b', 500)).map((r) => r.line),
-      ['y', '500 1.23 ms warm'],
+      live(request('f', 2, 'b', 500)).map((r) => [r.stream, r.requestId]),
+      [
+        ['stdout', 'b'],
+        ['request', 'b'],
+      ],
     );
   });
 
