@@ -192,8 +192,24 @@ export const openApiDocument = {
           digest: { type: 'string' },
           url: { type: 'string' },
           snapshot: { $ref: '#/components/schemas/RevisionSnapshot' },
+          checkpoint: { $ref: '#/components/schemas/RevisionCheckpoint' },
           percent: { type: 'integer', description: "The new revision's share of the traffic now" },
           rollout: { $ref: '#/components/schemas/RolloutRecord' },
+        },
+      },
+      RevisionCheckpoint: {
+        type: 'object',
+        description:
+          'App mode with `snapshot`: whether cold starts are CRIU restores on this node, and why not (docs/criu.md)',
+        properties: {
+          restores: { type: 'boolean' },
+          state: { enum: ['ready', 'pending', 'failed', 'unsupported'] },
+          reason: { type: 'string' },
+          image: {
+            type: 'object',
+            properties: { bytes: { type: 'integer' }, dumpMs: { type: 'integer' }, createdAt: { type: 'string' } },
+          },
+          restored: { type: 'integer' },
         },
       },
       RevisionSnapshot: {
