@@ -1,6 +1,8 @@
 // The warm pool (cell-pool.ts, specialise.ts) through the process runtime: real sandboxed cells,
 // real specialisation. A specialised cell must be as isolated as a spawned instance.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -211,6 +213,38 @@ describe('warm pool, off or held back', () => {
     assert.equal(body.cwd, introspect);
     assert.equal(body.env.SECRET, 'only-mine');
     assert.equal(body.env.NIMBUS_INSTANCE, instance.id);
+  });
+});
+
+describe('warm pool, host process', () => {
+  it('idle cells do not keep a runtime never closed alive, and exit with its process', async () => {
+    const module = join(packageRoot(), 'src', 'runtime', 'process', 'process-runtime.ts');
+    const script = `import { createProcessRuntime } from ${JSON.stringify(module)};
+      const runtime = createProcessRuntime({ poolSize: 1, poolMemoryMb: [128] });
+      const timer = setInterval(() => {
+        const warm = runtime.pool().find((c) => c.state === 'warm');
+        if (warm) { console.log(warm.pid); clearInterval(timer); }
+      }, 20);`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: packageRoot(),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+    });
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 0);
+    const pid = Number(out.trim());
+    assert.ok(pid > 0, out);
+    await eventually(() => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 'the cell to exit with its host');
   });
 });
 

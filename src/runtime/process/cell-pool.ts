@@ -31,6 +31,8 @@ export interface CellPoolOptions {
   warmTimeoutMs?: number;
   /** Called once per reason when refills stop (cells keep failing to warm). */
   warn?: (message: string) => void;
+  /** Epoch ms (injected in tests). Default Date.now. */
+  now?: () => number;
 }
 
 /** A cell as the pool reports it. */
@@ -65,11 +67,25 @@ interface Cell {
   warm: boolean;
 }
 
-/** Consecutive failed warm-ups of a shape after which its refills stop. */
+/** Consecutive failed warm-ups of a shape after which its refills stop… */
 const MAX_FAILURES = 3;
+/** …until this long after the last failure (a full disk or a broken install may be fixed). */
+const RETRY_AFTER_MS = 5 * 60_000;
 const DEFAULT_RESERVE = 512 * 1024 * 1024;
 
 export const shapeKey = (shape: CellShape) => `${shape.network}:${shape.memoryMb}`;
+
+/** Whether a cell's process and pipes keep the host's event loop alive. */
+function setRef(launched: Launched, ref: boolean): void {
+  const { child } = launched;
+  if (ref) child.ref();
+  else child.unref();
+  for (const stream of child.stdio) {
+    const handle = stream as unknown as { ref?: () => void; unref?: () => void } | null;
+    if (ref) handle?.ref?.();
+    else handle?.unref?.();
+  }
+}
 
 export function createCellPool(launcher: Launcher, options: CellPoolOptions): CellPool {
   const freeMemory = options.freeMemory ?? freemem;
@@ -79,7 +95,8 @@ export function createCellPool(launcher: Launcher, options: CellPoolOptions): Ce
   /** Shapes asked for beyond the pinned ones, least recent first. */
   const recent = new Map<string, CellShape>();
   const cells = new Set<Cell>();
-  const failures = new Map<string, number>();
+  const failures = new Map<string, { count: number; at: number }>();
+  const now = options.now ?? Date.now;
   const cleanups = new Set<Promise<void>>();
   let spawning = false;
   let closed = false;
@@ -102,7 +119,9 @@ export function createCellPool(launcher: Launcher, options: CellPoolOptions): Ce
     if (closed || spawning || options.size <= 0) return undefined;
     for (const shape of kept()) {
       const key = shapeKey(shape);
-      if ((failures.get(key) ?? 0) >= MAX_FAILURES || count(key) >= options.size) continue;
+      const failed = failures.get(key);
+      if (failed && failed.count >= MAX_FAILURES && now() - failed.at > RETRY_AFTER_MS) failures.delete(key);
+      if ((failures.get(key)?.count ?? 0) >= MAX_FAILURES || count(key) >= options.size) continue;
       if (freeMemory() < shape.memoryMb * 1024 * 1024 + reserve) return undefined;
       return shape;
     }
@@ -122,6 +141,9 @@ export function createCellPool(launcher: Launcher, options: CellPoolOptions): Ce
     }
     const cell: Cell = { launched, shape, key, warm: false };
     cells.add(cell);
+    // An idle cell must not keep the host process alive (a runtime never closed); if the host
+    // exits, the cell's stdin closes and it exits on its own. Taken, it is ref'd again.
+    setRef(launched, false);
     spawning = true;
     // A cell that dies while in the pool is replaced; one taken is its instance's business.
     void launched.exited.then(() => {
@@ -143,16 +165,19 @@ export function createCellPool(launcher: Launcher, options: CellPoolOptions): Ce
       },
       (err: Error) => {
         spawning = false;
-        if (cells.has(cell)) discard(cell);
-        if (!closed) fail(key, err.message);
+        // Not counted when the pool itself dropped the cell (closing, its shape evicted).
+        if (cells.has(cell)) {
+          discard(cell);
+          fail(key, err.message);
+        }
         refill();
       },
     );
   }
 
   function fail(key: string, message: string): void {
-    const n = (failures.get(key) ?? 0) + 1;
-    failures.set(key, n);
+    const n = (failures.get(key)?.count ?? 0) + 1;
+    failures.set(key, { count: n, at: now() });
     if (n === MAX_FAILURES)
       options.warn?.(`warm pool: cells of shape ${key} failed to start ${n} times, no more are started: ${message}`);
   }
@@ -173,6 +198,7 @@ export function createCellPool(launcher: Launcher, options: CellPoolOptions): Ce
       for (const cell of cells) {
         if (cell.key !== key || !cell.warm || cell.launched.child.exitCode !== null) continue;
         cells.delete(cell);
+        setRef(cell.launched, true);
         return cell.launched;
       }
       return undefined;
