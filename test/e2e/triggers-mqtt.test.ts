@@ -41,7 +41,20 @@ describe('mqtt trigger (real Mosquitto)', () => {
   before(async () => {
     h = await brokerTestNode(20);
   });
-  after(() => h.node.dispose());
+  after(async () => {
+    await h.node.dispose();
+    // The triggers' persistent sessions would outlive the test on the shared broker: end them.
+    for (const name of ['ok', 'away', 'fail']) {
+      const c = await mqtt.connectAsync(SHARED, {
+        clientId: `nimbus-mqtt-${name}-${RUN}`,
+        protocolVersion: 5,
+        clean: true,
+        properties: { sessionExpiryInterval: 0 },
+        reconnectPeriod: 0,
+      });
+      await c.endAsync();
+    }
+  });
 
   it('a QoS 1 message becomes a CloudEvent; ce-id from the MQTT 5 user property when set', async () => {
     const topic = `nimbus/test/${RUN}/ok`;
