@@ -28,6 +28,8 @@ export interface BridgeOptions {
   bodyLimit: number;
   /** Bound on one outbound fetch, ms. */
   fetchTimeoutMs: number;
+  /** The next chunk of a streamed request body (null at its end). */
+  read(key: string): Promise<ArrayBuffer | null | { error: string }>;
 }
 
 /** The callbacks handed to `__nimbus.bind`, and `close` that cancels the timers it holds. */
@@ -98,8 +100,15 @@ export function createBridge(options: BridgeOptions): Bridge {
       }
     },
   );
+  const read = new ivm.Reference(async (key: string) => {
+    try {
+      return await options.read(key);
+    } catch (err) {
+      return { error: `Reading the request body failed: ${(err as Error).message}` };
+    }
+  });
   return {
-    args: [log, timer, clearTimer, random, fetchOut],
+    args: [log, timer, clearTimer, random, fetchOut, read],
     close() {
       closed = true;
       for (const handle of timers.values()) clearTimeout(handle);

@@ -8,6 +8,7 @@ import { newId } from '../../core/ids.js';
 import type { Instance, InstanceSpec, InstanceState } from '../types.js';
 import { DEADLINE_HEADER, REQUEST_ID_HEADER } from '../types.js';
 import type { Bridge } from './host-bridge.js';
+import { keepAlive } from './keep-alive.js';
 
 /** The provider's record of a live instance (shared by isolate-runtime.ts and this file). */
 export interface Entry {
@@ -17,6 +18,12 @@ export interface Entry {
   context: ivm.Context;
   bridge: Bridge;
   dispatch: ivm.Reference<(...a: any[]) => any>;
+  /** The next chunk of a streamed response body: (key) → ArrayBuffer | null | { error }. */
+  pull: ivm.Reference<(key: string) => unknown>;
+  /** Cancels a streamed response body inside the isolate: (key). */
+  cancel: ivm.Reference<(key: string) => void>;
+  /** Request bodies the isolate pulls chunk by chunk, by request key. */
+  readers: Map<string, BodySource>;
   /** Aborts `request.signal` inside the isolate: (key, reason). */
   abort: ivm.Reference<(key: string, reason: string) => void>;
   settled: ivm.Reference<() => Promise<void>>;
@@ -49,7 +56,58 @@ export interface InstanceHooks {
 /** HTTP statuses whose responses have no body. */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 
-type DispatchResult = [number, string, string[], ArrayBuffer] | { error: string };
+type DispatchResult = [number, string, string[], ArrayBuffer | null, boolean?] | { error: string };
+
+/** Request bodies up to this size are copied in whole; larger ones, or ones still arriving, stream. */
+const WHOLE_BODY_MAX = 64 * 1024;
+
+/** A request body on its way into the isolate: chunks read ahead, then the reader. */
+export interface BodySource {
+  reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** Chunks read ahead, handed out first. */
+  queue: Uint8Array[];
+  /** A read started ahead and not yet answered. */
+  pending?: ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>;
+  /** The body ended within the read-ahead. */
+  done: boolean;
+  size: number;
+}
+
+/**
+ * Reads what is already there, up to WHOLE_BODY_MAX: a body that ends within it is copied whole
+ * (one hop, not one per chunk); one still arriving (a client that waits for the answer before it
+ * sends more) must stream, so a read that does not answer within a turn of the loop stops it.
+ */
+async function prefetch(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<BodySource> {
+  const source: BodySource = { reader, queue: [], done: false, size: 0 };
+  const turn = () => new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined)));
+  while (source.size <= WHOLE_BODY_MAX) {
+    const next = reader.read();
+    const result = await Promise.race([next, turn()]);
+    if (result === undefined) {
+      source.pending = next;
+      return source;
+    }
+    if (result.done) {
+      source.done = true;
+      return source;
+    }
+    source.queue.push(result.value);
+    source.size += result.value.byteLength;
+  }
+  return source;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0].slice();
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
 
 export function createIsolateInstance(entry: Entry, hooks: InstanceHooks): Instance {
   const { spec } = entry;
@@ -70,13 +128,26 @@ async function serve(entry: Entry, hooks: InstanceHooks, request: Request, signa
       new NimbusError('NIMBUS_ERR_INSTANCE_CRASHED', `Instance ${entry.spec.id} is not running (${entry.state})`)
     );
   signal?.throwIfAborted();
-  const body = await readBody(request, hooks.bodyLimit);
+  const declared = request.headers.get('content-length');
+  if (declared !== null && Number(declared) > hooks.bodyLimit) throw tooLarge(hooks.bodyLimit);
+  const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body !== null;
+  let body: ArrayBuffer | null = null;
+  let source: BodySource | undefined;
+  if (hasBody && declared !== null && Number(declared) <= WHOLE_BODY_MAX)
+    body = await readBody(request, hooks.bodyLimit);
+  else if (hasBody) {
+    // Unsized or large: copy it whole if it is all there already, else stream it.
+    source = await prefetch(request.body!.getReader());
+    if (source.done) body = concat(source.queue).buffer as ArrayBuffer;
+  }
+  const streamIn = source !== undefined && !source.done;
   const headers: string[] = [];
   request.headers.forEach((value, name) => {
     if (name !== DEADLINE_HEADER) headers.push(name, value);
   });
   const requestId = request.headers.get(REQUEST_ID_HEADER) || newId('req');
   const key = `${requestId}#${newId('s', 3)}`;
+  if (streamIn) entry.readers.set(key, source!);
 
   return new Promise<Response>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
@@ -88,6 +159,7 @@ async function serve(entry: Entry, hooks: InstanceHooks, request: Request, signa
     };
     const onAbort = () => {
       finish();
+      dropReader(entry, key);
       reject(signal!.reason);
       abortInside(entry, key, 'The request was cancelled');
       watchSpin(entry, hooks, 'kept its CPU busy after its request was cancelled: terminated');
@@ -116,23 +188,24 @@ async function serve(entry: Entry, hooks: InstanceHooks, request: Request, signa
     }, entry.spec.timeoutMs);
     timer.unref();
 
-    entry.dispatch
-      .apply(undefined, [request.method, request.url, headers, body, requestId, key], {
+    keepAlive(
+      entry.dispatch.apply(undefined, [request.method, request.url, headers, body, requestId, key, streamIn], {
         arguments: { copy: true },
         result: { promise: true, copy: true },
-      })
-      .then(
-        (result: DispatchResult) => {
-          if (!entry.inflight.has(key)) return;
-          finish();
-          resolve(toResponse(result));
-        },
-        (err: unknown) => {
-          if (!entry.inflight.has(key)) return;
-          finish();
-          reject(hooks.failed(entry, err));
-        },
-      );
+      }),
+    ).then(
+      (result: DispatchResult) => {
+        if (!entry.inflight.has(key)) return;
+        finish();
+        resolve(toResponse(entry, hooks, key, result));
+      },
+      (err: unknown) => {
+        if (!entry.inflight.has(key)) return;
+        finish();
+        dropReader(entry, key);
+        reject(hooks.failed(entry, err));
+      },
+    );
   });
 }
 
@@ -158,37 +231,96 @@ function watchSpin(entry: Entry, hooks: InstanceHooks, reason: string, windows =
   }, hooks.spinCheckMs).unref();
 }
 
+const tooLarge = (limit: number) =>
+  new NimbusError('NIMBUS_ERR_PAYLOAD_TOO_LARGE', `The request body exceeds the isolate limit of ${limit} bytes`);
+
+/** A small request body, read whole (its declared size is at most WHOLE_BODY_MAX). */
 async function readBody(request: Request, limit: number): Promise<ArrayBuffer | null> {
   if (request.method === 'GET' || request.method === 'HEAD' || request.body === null) return null;
-  const declared = Number(request.headers.get('content-length') ?? 0);
-  const tooLarge = () =>
-    new NimbusError('NIMBUS_ERR_PAYLOAD_TOO_LARGE', `The request body exceeds the isolate limit of ${limit} bytes`);
-  if (declared > limit) throw tooLarge();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of request.body) {
     size += chunk.byteLength;
-    if (size > limit) throw tooLarge();
+    if (size > limit) throw tooLarge(limit);
     chunks.push(chunk);
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out.buffer;
+  return concat(chunks).buffer as ArrayBuffer;
 }
 
-function toResponse(result: DispatchResult): Response {
+/** The next chunk of a streamed request body for the isolate (null at its end). */
+export async function readChunk(
+  entry: Entry,
+  key: string,
+  limit: number,
+): Promise<ArrayBuffer | null | { error: string }> {
+  const source = entry.readers.get(key);
+  if (!source) return null;
+  const queued = source.queue.shift();
+  if (queued) return queued.buffer.slice(queued.byteOffset, queued.byteOffset + queued.byteLength) as ArrayBuffer;
+  const next = source.pending ?? source.reader.read();
+  source.pending = undefined;
+  const { value, done } = await next;
+  if (done) {
+    entry.readers.delete(key);
+    return null;
+  }
+  source.size += value.byteLength;
+  if (source.size > limit) {
+    dropReader(entry, key);
+    return { error: tooLarge(limit).message };
+  }
+  return value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength) as ArrayBuffer;
+}
+
+/** Lets go of a request body the isolate no longer reads. */
+function dropReader(entry: Entry, key: string): void {
+  const source = entry.readers.get(key);
+  if (!source) return;
+  entry.readers.delete(key);
+  source.reader.cancel().catch(() => {});
+}
+
+function toResponse(entry: Entry, hooks: InstanceHooks, key: string, result: DispatchResult): Response {
   if (!Array.isArray(result)) {
+    dropReader(entry, key);
     return new Response(JSON.stringify({ error: { code: 'NIMBUS_ERR_FUNCTION_ERROR', message: result.error } }), {
       status: 500,
       headers: { 'content-type': 'application/json', [PLATFORM_ERROR_HEADER]: 'NIMBUS_ERR_FUNCTION_ERROR' },
     });
   }
-  const [status, statusText, flat, bytes] = result;
+  const [status, statusText, flat, bytes, streamed] = result;
   const headers = new Headers();
   for (let i = 0; i < flat.length; i += 2) headers.append(flat[i], flat[i + 1]);
-  return new Response(NULL_BODY.has(status) ? null : new Uint8Array(bytes), { status, statusText, headers });
+  const end = () => {
+    dropReader(entry, key);
+    if (!entry.ended) entry.cancel.apply(undefined, [key]).catch(() => {});
+  };
+  if (NULL_BODY.has(status) || !streamed) {
+    // A whole answer: the isolate is done with this request (a streamed one may still read).
+    if (streamed) end();
+    else dropReader(entry, key);
+    return new Response(NULL_BODY.has(status) ? null : new Uint8Array(bytes!), { status, statusText, headers });
+  }
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: unknown;
+      try {
+        chunk = await keepAlive(entry.pull.apply(undefined, [key], { result: { promise: true, copy: true } }));
+      } catch (err) {
+        end();
+        controller.error(hooks.failed(entry, err));
+        return;
+      }
+      if (chunk === null) {
+        end();
+        controller.close();
+      } else if (chunk instanceof ArrayBuffer) controller.enqueue(new Uint8Array(chunk));
+      else {
+        end();
+        controller.error(new NimbusError('NIMBUS_ERR_FUNCTION_ERROR', (chunk as { error: string }).error));
+      }
+    },
+    cancel: end,
+  });
+  return new Response(body, { status, statusText, headers });
 }

@@ -24,7 +24,6 @@ runRuntimeConformance(
     kind: 'isolate',
     appMode: false,
     lambda: false,
-    streaming: false,
     crash: (instance) => runtimes.at(-1)!.terminate(instance.id, 'terminated by the test'),
   },
 );

@@ -12,7 +12,8 @@ import { NimbusError } from '../../core/errors.js';
 import { packageRoot } from '../../core/package-root.js';
 import type { InstanceStats } from '../sandbox/cgroups.js';
 import type { ExitInfo, InstanceSpec, InstanceState, Runtime, RuntimeEvent } from '../types.js';
-import { createIsolateInstance, type Entry } from './isolate-instance.js';
+import { createIsolateInstance, type Entry, readChunk } from './isolate-instance.js';
+import { keepAlive } from './keep-alive.js';
 import { createShellPool } from './shells.js';
 
 /** Options of the isolate provider. */
@@ -102,6 +103,9 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
       bridge: shell.bridge,
       dispatch: shell.dispatch,
       abort: shell.abort,
+      pull: shell.pull,
+      cancel: shell.cancel,
+      readers: new Map(),
       settled: shell.settled,
       inflight: new Map(),
       drained: [],
@@ -115,10 +119,11 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
       log: (stream: 'stdout' | 'stderr', line: string, requestId?: string) =>
         emit({ type: 'log', id: spec.id, stream, line, ...(requestId ? { requestId } : {}), time: Date.now() }),
       fire: (id: number) => {
-        shell.fire.apply(undefined, [id], { timeout: spec.timeoutMs }).catch((err) => failed(entry, err));
+        keepAlive(shell.fire.apply(undefined, [id], { timeout: spec.timeoutMs })).catch((err) => failed(entry, err));
       },
       egress: spec.network !== 'none',
       fetchTimeoutMs: spec.timeoutMs,
+      read: (key: string) => readChunk(entry, key, bodyLimit),
     });
     shell.configure.applySync(undefined, [new ivm.ExternalCopy(spec.env).copyInto()]);
     entry.instance = createIsolateInstance(entry, {
@@ -142,7 +147,7 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
       module.instantiateSync(context, (specifier) => {
         throw new Error(`import ${JSON.stringify(specifier)}: isolates load one bundled module (deploy bundles it)`);
       });
-      await module.evaluate({ timeout: timeoutMs });
+      await keepAlive(module.evaluate({ timeout: timeoutMs }));
       shell.load.applySync(undefined, [module.namespace.derefInto()]);
     } catch (err) {
       const why = entry.ended
@@ -208,7 +213,8 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
       const drained = (async () => {
         if (entry.inflight.size > 0) await new Promise<void>((resolve) => entry.drained.push(resolve));
         // ctx.waitUntil work gets the rest of the grace period.
-        if (!entry.ended) await entry.settled.apply(undefined, [], { result: { promise: true } }).catch(() => {});
+        if (!entry.ended)
+          await keepAlive(entry.settled.apply(undefined, [], { result: { promise: true } })).catch(() => {});
       })();
       await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, grace)))]);
       clearTimeout(timer);

@@ -17,6 +17,8 @@ export interface Shell {
   context: ivm.Context;
   dispatch: Fn;
   abort: Fn;
+  pull: Fn;
+  cancel: Fn;
   settled: Fn;
   fire: Fn;
   load: Fn;
@@ -109,6 +111,7 @@ export function createShellPool(options: ShellPoolOptions): ShellPool {
       egress: false,
       bodyLimit: options.bodyLimit,
       fetchTimeoutMs: 30_000,
+      read: async () => null,
     };
     const bridge = createBridge(target);
     fn('bind').applySync(undefined, bridge.args);
@@ -117,6 +120,8 @@ export function createShellPool(options: ShellPoolOptions): ShellPool {
       context,
       dispatch: fn('dispatch'),
       abort: fn('abort'),
+      pull: fn('pull'),
+      cancel: fn('cancel'),
       settled: fn('settled'),
       fire: fn('fire'),
       load: fn('load'),

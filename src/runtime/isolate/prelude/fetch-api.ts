@@ -94,6 +94,10 @@ class Body {
     this.#bytes = undefined;
     return this.#stream;
   }
+  /** @internal True when the body is an unread stream (it then leaves the isolate streamed). */
+  _isStream(): boolean {
+    return this.#stream !== undefined && !this.#used && !this.#stream.locked;
+  }
   get bodyUsed() {
     return this.#used;
   }

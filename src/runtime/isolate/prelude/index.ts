@@ -17,9 +17,15 @@ interface Host {
   clearTimer(id: number): void;
   random(n: number): ArrayBuffer;
   /** An ivm.Reference to the host's fetch; rejects unless the function has `network: egress`. */
-  fetch?: { apply(self: undefined, args: unknown[], options: object): Promise<FetchResult | { error: string }> };
+  fetch?: HostRef<FetchResult | { error: string }>;
+  /** The next chunk of a streamed request body, by the host's request key. */
+  read?: HostRef<Chunk>;
 }
 type FetchResult = [number, string, string[], ArrayBuffer];
+/** An ivm.Reference to a host function, as seen inside the isolate. */
+type HostRef<R> = { apply(self: undefined, args: unknown[], options: object): Promise<R> };
+/** One chunk of a streamed body (null at its end), or why it failed. */
+type Chunk = ArrayBuffer | null | { error: string };
 type Fn = (...args: any[]) => any;
 
 const g = globalThis as any;
@@ -123,6 +129,21 @@ Object.assign(g, {
   performance: { now: () => Date.now(), timeOrigin: Date.now() },
 });
 
+/** Streamed response bodies being pulled by the host, by request key. */
+const outgoing = new Map<string, { read(): Promise<IteratorResult<unknown>>; cancel(): Promise<void> }>();
+
+/** A request body pulled from the host chunk by chunk. */
+function incoming(key: string): ReadableStream {
+  return new ReadableStream({
+    async pull(c) {
+      const chunk = await host!.read!.apply(undefined, [key], { result: { promise: true, copy: true } });
+      if (chunk === null) c.close();
+      else if (chunk instanceof ArrayBuffer) c.enqueue(new Uint8Array(chunk));
+      else c.error(new TypeError(chunk.error));
+    },
+  });
+}
+
 /** Plain return values become responses, as in the process runtime's guest. */
 function toResponse(value: unknown): Response {
   if (value instanceof Response) return value;
@@ -139,8 +160,9 @@ g.__nimbus = {
     clear: Host['clearTimer'],
     random: Host['random'],
     fetchOut: Host['fetch'],
+    read: Host['read'],
   ) {
-    host = { log, timer, clearTimer: clear, random, fetch: fetchOut };
+    host = { log, timer, clearTimer: clear, random, fetch: fetchOut, read };
   },
   /** The function's env, set before its module runs. */
   configure(e: Record<string, string>) {
@@ -171,11 +193,38 @@ g.__nimbus = {
     else host!.timer(id, t.interval);
     t.fn(...t.args);
   },
-  /** One request: answers [status, statusText, headers, body] or { error } when the handler threw. */
   /** Aborts `request.signal` of an in-flight request (its caller went away or it timed out). */
   abort(key: string, reason: string) {
     aborts.get(key)?.abort(new Error(reason));
   },
+  /** The next chunk of a streamed response body (null at its end). */
+  async pull(key: string): Promise<Chunk> {
+    const reader = outgoing.get(key);
+    if (!reader) return null;
+    try {
+      const { value, done } = await reader.read();
+      if (done) {
+        outgoing.delete(key);
+        return null;
+      }
+      const bytes = typeof value === 'string' ? new TextEncoder().encode(value) : toBytes(value as Uint8Array);
+      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    } catch (e) {
+      outgoing.delete(key);
+      console.error(e);
+      return { error: e instanceof Error ? e.message : String(e) };
+    }
+  },
+  /** The caller stopped reading a streamed response. */
+  cancel(key: string) {
+    void outgoing.get(key)?.cancel();
+    outgoing.delete(key);
+  },
+  /**
+   * One request: answers [status, statusText, headers, body, streamed] or { error } when the
+   * handler threw. `streamIn`: the body is pulled from the host chunk by chunk; a response made
+   * from a stream goes out the same way (`pull`), one made from bytes goes out whole.
+   */
   async dispatch(
     method: string,
     url: string,
@@ -183,6 +232,7 @@ g.__nimbus = {
     body: ArrayBuffer | null,
     requestId: string,
     key = requestId,
+    streamIn = false,
   ) {
     const pairs: [string, string][] = [];
     for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i], headers[i + 1]]);
@@ -205,7 +255,7 @@ g.__nimbus = {
         const request = new Request(url, {
           method,
           headers: pairs,
-          body: body ? new Uint8Array(body) : null,
+          body: streamIn ? incoming(key) : body ? new Uint8Array(body) : null,
           signal: aborter.signal,
         });
         result = handler!(request, env, ctx);
@@ -213,6 +263,10 @@ g.__nimbus = {
         current = undefined;
       }
       const response = toResponse(await result);
+      if (response._isStream()) {
+        outgoing.set(key, response.body!.getReader());
+        return [response.status, response.statusText, response.headers._flat(), null, true];
+      }
       const bytes = await response._bytes();
       const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
       return [response.status, response.statusText, response.headers._flat(), copy];
