@@ -31,8 +31,6 @@ export interface ConformanceFixtures {
   appMode?: boolean;
   /** Run the Lambda-style tests (`export const handler`). Default true. */
   lambda?: boolean;
-  /** Bodies stream chunk by chunk both ways; false for providers that buffer them. Default true. */
-  streaming?: boolean;
   /** The `kind` of the web-standard fixtures' specs. Default 'node'. */
   kind?: InstanceSpec['kind'];
   /** Ends an instance as a crash would. Default: SIGKILL to its pid (and the exit must say so). */
@@ -114,9 +112,7 @@ export function runRuntimeConformance(
         assert.deepEqual(body.env, { GREETING: 'hi' }, 'env holds the function env only');
       });
 
-      // Providers that buffer bodies (fixtures.streaming false) do not register the streaming tests.
-      const streamingIt = fixtures.streaming === false ? ((() => {}) as unknown as typeof it) : it;
-      streamingIt('streams the request and response bodies both ways, chunk by chunk', async () => {
+      it('streams the request and response bodies both ways, chunk by chunk', async () => {
         let push!: (text: string | null) => void;
         const body = new ReadableStream<Uint8Array>({
           start(controller) {
@@ -154,7 +150,7 @@ export function runRuntimeConformance(
         );
       });
 
-      streamingIt('streams a lazy Request body and the answer chunk by chunk', async () => {
+      it('streams a lazy Request body and the answer chunk by chunk', async () => {
         const input = new PassThrough();
         input.write('abc');
         const res = await echo.fetch(
