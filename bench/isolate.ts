@@ -181,7 +181,10 @@ const modes: Mode[] = [
   providerMode('isolate provider (no spares): start → first response', createIsolateRuntime({ spares: 0 })),
   hostMode(),
   nimbusMode('nimbus gateway, runtime isolate: scale-from-zero → first response', 'isolate'),
-  nimbusMode('nimbus gateway, runtime node (process spawn): scale-from-zero → first response', 'node'),
+  nimbusMode(
+    'nimbus gateway, runtime node (its default start: spawn or warm-pool cell): scale-from-zero → first response',
+    'node',
+  ),
   workerdMode,
 ];
 const times = new Map<Mode, number[]>(modes.map((m) => [m, []]));
