@@ -108,6 +108,8 @@ export function createCellPool(launcher: Launcher, options: CellPoolOptions): Ce
 
   const discard = (cell: Cell) => {
     cells.delete(cell);
+    // Ref'd again: whoever awaits the cleanup (close) must see the exit.
+    setRef(cell.launched, true);
     killGroup(cell.launched.child.pid, 'SIGKILL');
     const done = cell.launched.exited.then(() => cell.launched.cleanup());
     cleanups.add(done);
@@ -145,11 +147,12 @@ export function createCellPool(launcher: Launcher, options: CellPoolOptions): Ce
     // exits, the cell's stdin closes and it exits on its own. Taken, it is ref'd again.
     setRef(launched, false);
     spawning = true;
-    // A cell that dies while in the pool is replaced; one taken is its instance's business.
+    // A warm cell that dies in the pool is replaced (one still warming is the wait's business
+    // below, one taken its instance's).
     void launched.exited.then(() => {
-      if (!cells.has(cell)) return;
+      if (!cell.warm || !cells.has(cell)) return;
       discard(cell);
-      if (cell.warm) fail(key, 'a warm cell exited');
+      fail(key, 'a warm cell exited');
       refill();
     });
     waitReady(launched.child, { timeoutMs: options.warmTimeoutMs ?? 10_000, tail: () => launched.tail }).then(
