@@ -61,6 +61,19 @@ describe('buildArtifact', () => {
     assert.equal(await res.text(), 'Hello, Ada!');
   });
 
+  it('bundles for runtime isolate without the Node require banner, and refuses Lambda handlers there', async () => {
+    const { result } = await buildFixture('ts-fetch', { runtime: 'isolate' });
+    const code = result.files.find((f) => f.path === 'index.mjs')!.content.toString();
+    assert.doesNotMatch(code, /node:module/, 'no createRequire: there is no Node in an isolate');
+    const mod = await load(result);
+    assert.equal(await (await mod.default.fetch(new Request('http://fn.test/?name=Ada'))).text(), 'Hello, Ada!');
+    await assert.rejects(buildFixture('lambda-js', { runtime: 'isolate' }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'NIMBUS_ERR_HANDLER_NOT_FOUND');
+      assert.match(err.message, /runtime isolate runs fetch handlers only/);
+      return true;
+    });
+  });
+
   it('bundles a Lambda-style function exporting handler', async () => {
     const mod = await load((await buildFixture('lambda-js')).result);
     assert.deepEqual(await mod.handler({ body: 'hi' }), { statusCode: 200, body: '{"echo":"hi"}' });
