@@ -197,7 +197,15 @@ async function serve(entry: Entry, hooks: InstanceHooks, request: Request, signa
       (result: DispatchResult) => {
         if (!entry.inflight.has(key)) return;
         finish();
-        resolve(toResponse(entry, hooks, key, result));
+        try {
+          resolve(toResponse(entry, hooks, key, result));
+        } catch (err) {
+          // What came out of the isolate is the function's, whatever it did to its prelude: a
+          // shape Node refuses (a header value with a newline, a bad status) is its error.
+          dropReader(entry, key);
+          const message = `The function's response is invalid: ${(err as Error).message}`;
+          resolve(toResponse(entry, hooks, key, { error: message }));
+        }
       },
       (err: unknown) => {
         if (!entry.inflight.has(key)) return;

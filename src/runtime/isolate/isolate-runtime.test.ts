@@ -149,6 +149,18 @@ describe('isolate runtime', () => {
     assert.ok(lines.includes('aborted: The request was cancelled'), lines.join('|'));
   });
 
+  it('answers FUNCTION_ERROR, not a crash, for a response Node would refuse', async () => {
+    const fn = await start(`export default () => {
+      const r = new Response('x'); r.headers._flat = () => ['x-bad', 'a\\nb']; return r;
+    }`);
+    const res = await get(fn);
+    assert.equal(res.status, 500);
+    const errorOf = async (r: Response) => ((await r.json()) as { error: { message: string } }).error.message;
+    assert.match(await errorOf(res), /response is invalid/);
+    const direct = await start(`export default () => new Response('x', { headers: { 'x-a': 'a\\nb' } })`);
+    assert.match(await errorOf(await get(direct)), /Invalid header value/);
+  });
+
   it('keeps globals apart between instances', async () => {
     const code = `globalThis.count ??= 0; export default () => String(++globalThis.count);`;
     const a = await start(code);

@@ -14,7 +14,9 @@ export class Headers {
   append(name: string, value: string) {
     const k = String(name).toLowerCase();
     if (!/^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(k)) throw new TypeError(`Invalid header name: ${name}`);
-    this.#list.push([k, String(value).trim()]);
+    const v = String(value).trim();
+    if (/[\0\r\n]/.test(v)) throw new TypeError(`Invalid header value for ${name}: it contains NUL, CR or LF`);
+    this.#list.push([k, v]);
   }
   delete(name: string) {
     const k = String(name).toLowerCase();
