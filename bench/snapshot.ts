@@ -17,6 +17,8 @@ import { createSnapshotBuilder, SNAPSHOT_BLOB } from '../src/runtime/snapshot/in
 import { percentile, ROOT, startNimbusProcess } from './support.js';
 
 const runs = Number(process.argv[2] ?? 20);
+/** Pause between a deploy and its timed first request. */
+const SETTLE_MS = Number(process.env.SETTLE_MS ?? 500);
 const fixtures = ['hello', 'heavy-init', 'heavy-heap'] as const;
 const modes = ['plain', 'snapshot'] as const;
 type Key = `${(typeof fixtures)[number]}/${(typeof modes)[number]}`;
@@ -56,6 +58,8 @@ try {
           b.buildMs.push(body.snapshot.buildMs ?? 0);
           blobs.set(fixture, b);
         }
+        // Let the deploy's own aftermath (retiring the previous revision) pass, in every mode alike.
+        await new Promise((r) => setTimeout(r, SETTLE_MS));
         const t0 = performance.now();
         const res = await fetch(`${url}/fn/${name}/`);
         await res.text();
