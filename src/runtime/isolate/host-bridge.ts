@@ -44,8 +44,12 @@ export function createBridge(options: BridgeOptions): Bridge {
   const limiter = new OutputLimiter();
   let closed = false;
   const log = new ivm.Callback(
-    (stream: 'stdout' | 'stderr', line: string, requestId?: string) => {
+    (rawStream: unknown, rawLine: unknown, rawId?: unknown) => {
       if (closed) return;
+      // Whatever the function did to its prelude, only strings leave this door.
+      const stream = rawStream === 'stderr' ? 'stderr' : 'stdout';
+      const line = String(rawLine);
+      const requestId = typeof rawId === 'string' ? rawId : undefined;
       const cut = line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}… (cut at ${MAX_LINE} characters)` : line;
       const dropped = limiter.takeDropped();
       if (dropped > 0) options.log(stream, `… ${dropped} lines dropped (output rate limit)`);
