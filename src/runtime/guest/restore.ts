@@ -5,6 +5,7 @@
  * function's `afterRestore` hook runs and the instance reports ready.
  */
 import { loadFunction } from './handler.js';
+import { hookOf } from './hooks.js';
 import { installConsole } from './logging.js';
 import { ENV_KEYS_VAR } from './protocol.js';
 import { failStart, serve } from './serve.js';
@@ -42,10 +43,10 @@ export async function restore(mod: Module): Promise<void> {
   if (!socketPath) failStart('NIMBUS_SOCKET must be set');
   installConsole();
   refreshEntropy();
-  const after = mod.afterRestore;
-  if (typeof after === 'function') {
+  const after = hookOf(mod, 'afterRestore');
+  if (after) {
     try {
-      await after.call(mod);
+      await after();
     } catch (err) {
       failStart(`afterRestore threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     }

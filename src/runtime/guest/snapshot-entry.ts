@@ -11,6 +11,7 @@
  * them cannot be built (Node 20 aborts, measured), so restore.ts is imported lazily.
  */
 import { startupSnapshot } from 'node:v8';
+import { hookOf } from './hooks.js';
 
 type Module = Record<string, unknown>;
 
@@ -46,10 +47,10 @@ export function prepareSnapshot(load: () => Module): void {
   // After the init's own microtasks: run the hook (it may be async), then give the loop time to
   // drain. An unref'd timer keeps nothing alive; it only speaks when something else does.
   setImmediate(async () => {
-    const before = mod.beforeSnapshot;
-    if (typeof before === 'function') {
+    const before = hookOf(mod, 'beforeSnapshot');
+    if (before) {
       try {
-        await before.call(mod);
+        await before();
       } catch (err) {
         fail(INIT_FAILED, `beforeSnapshot threw: ${describe(err)}`);
       }

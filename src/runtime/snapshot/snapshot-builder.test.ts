@@ -140,6 +140,25 @@ describe('snapshot builder', () => {
     }
   });
 
+  test('finds the hooks of a CommonJS (Lambda-style) module on module.exports', async () => {
+    const { blob } = await build(`
+      let restores = 0;
+      module.exports = {
+        handler: async () => ({ statusCode: 200, body: JSON.stringify({ restores }) }),
+        afterRestore() { restores++; },
+      };
+    `);
+    const work = mkdtempSync(join(tmpdir(), 'nimbus-snap-blob-'));
+    dirs.push(work);
+    writeFileSync(join(work, 'snapshot.blob'), blob);
+    const instance = await restore(join(work, 'snapshot.blob'), 'cjs');
+    try {
+      assert.deepEqual(await instance.get(), { restores: 1 });
+    } finally {
+      instance.child.kill('SIGKILL');
+    }
+  });
+
   test('a timer left open at init fails the build, naming it', async () => {
     const message = await buildError(`
       setInterval(() => {}, 1000);
