@@ -24,7 +24,7 @@ function normalisePath(path: string): string {
 }
 
 /** Spaces, controls and non-ASCII percent-encoded as UTF-8, as the URL parser does. */
-const escape = (s: string) => s.replace(/[^\x21-\x7e]/gu, (c) => encodeURIComponent(c));
+const percentEncode = (s: string) => s.replace(/[^\x21-\x7e]/gu, (c) => encodeURIComponent(c));
 const encodeQueryPart = (s: string) => encodeURIComponent(s).replace(/%20/g, '+');
 const decodeQueryPart = (s: string) => {
   try {
@@ -156,9 +156,9 @@ export class URL {
     if (port && !/^\d+$/.test(port)) throw new TypeError(`Invalid URL: ${text}`);
     this.port = port === DEFAULT_PORTS[this.protocol] ? '' : port;
     if (m[2] === undefined && !m[4]) throw new TypeError(`Invalid URL: ${text}`);
-    this.pathname = m[2] !== undefined ? escape(normalisePath(m[4] || '/')) : m[4];
-    this.#search = m[5] && m[5] !== '?' ? escape(m[5]) : '';
-    this.hash = m[6] && m[6] !== '#' ? escape(m[6]) : '';
+    this.pathname = m[2] !== undefined ? percentEncode(normalisePath(m[4] || '/')) : m[4];
+    this.#search = m[5] && m[5] !== '?' ? percentEncode(m[5]) : '';
+    this.hash = m[6] && m[6] !== '#' ? percentEncode(m[6]) : '';
     this.searchParams._bind(this.#search, () => {
       const s = this.searchParams.toString();
       this.#search = s ? `?${s}` : '';
