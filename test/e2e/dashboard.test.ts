@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { packageRoot } from '../../src/core/package-root.js';
-import { APPS, startTestNode, type TestNode } from '../support/nimbus.js';
+import { APPS, eventually, startTestNode, type TestNode } from '../support/nimbus.js';
 
 /*
  * The dashboard in Debian's own Chromium (`apt-get install chromium`; never a downloaded browser),
@@ -21,6 +21,8 @@ describe('web dashboard', () => {
     node = await startTestNode();
     assert.equal((await node.deploy(`${APPS}/echo`)).status, 201);
     for (const path of ['/', '/log?tag=dashboard', '/throw']) await (await node.call(`/fn/echo${path}`)).arrayBuffer();
+    const queued = await node.json('/async/fn/echo/', { method: 'POST' });
+    await eventually(async () => (await node.json(`/api/v1/invocations/${queued.id}`)).status === 'succeeded', 60_000);
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: '/usr/bin/chromium',
       headless: true,
@@ -81,6 +83,8 @@ describe('web dashboard', () => {
     assert.match(await page.locator('[data-testid="traffic"]').innerText(), /\d+ requests/);
     await page.locator('[data-testid="logs"] .log.request').first().waitFor({ timeout: 30_000 });
     assert.match(await page.locator('[data-testid="logs"]').innerText(), /log line dashboard/);
+    await page.locator('[data-testid="async"]').waitFor({ timeout: 30_000 });
+    assert.match(await page.locator('[data-testid="async"]').innerText(), /1\s+succeeded/);
     // Let the charts collect a few points before the picture is taken.
     await page.waitForTimeout(2500);
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-function.png'), fullPage: true });
