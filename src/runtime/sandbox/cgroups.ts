@@ -137,8 +137,14 @@ function sweepStale(parent: string): void {
     if (!m || isAlive(Number(m[1]))) continue;
     const dir = join(parent, name);
     try {
-      for (const child of readdirSync(dir, { withFileTypes: true }))
-        if (child.isDirectory()) void removeDir(join(dir, child.name));
+      for (const child of readdirSync(dir, { withFileTypes: true })) {
+        if (!child.isDirectory()) continue;
+        // An instance left frozen by a killed Nimbus cannot die until thawed (freezer hierarchy only).
+        try {
+          writeFileSync(join(dir, child.name, 'freezer.state'), 'THAWED');
+        } catch {}
+        void removeDir(join(dir, child.name));
+      }
       rmdirSync(dir);
     } catch {
       // still busy: the next start tries again
