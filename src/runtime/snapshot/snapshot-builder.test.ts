@@ -193,6 +193,14 @@ describe('snapshot builder', () => {
     assert.doesNotMatch(message, /not yet fully verified/);
   });
 
+  test('a Response made at init fails the build with a hint (the web globals load node:http)', async () => {
+    const message = await buildError(`
+      const notFound = new Response('nope', { status: 404 });
+      export default () => notFound.clone();
+    `);
+    assert.match(message, /web globals built on it \(fetch, Request, Response/);
+  });
+
   test('top-level await cannot go into the CommonJS snapshot entry', async () => {
     assert.match(
       await buildError(`const v = await Promise.resolve(1); export default () => new Response(String(v));`),

@@ -119,9 +119,14 @@ const NOISE =
 export function explainFailure(code: number | null, signal: string | null, output: string): string {
   // node:module is the artifact's own require banner, harmless; the others are what the init loaded.
   const risky = [...new Set([...output.matchAll(UNVERIFIED)].map((m) => m[1]!))].filter((m) => m !== 'node:module');
-  const hint = risky.length
+  let hint = risky.length
     ? ` The init loaded ${risky.join(', ')}, which Node cannot put in a snapshot reliably: load it inside the handler or in afterRestore.`
     : '';
+  // node:http's own load failing under the snapshot builder (it is what the web globals load).
+  if (!hint && /toSorted is not a function|deps\/undici/.test(output))
+    hint =
+      ' The init used node:http or the web globals built on it (fetch, Request, Response, Headers, FormData),' +
+      ' which Node cannot put in a snapshot: create them inside the handler or in afterRestore.';
   const lines = output.split('\n').filter((line) => line.trim() !== '' && !NOISE.test(line));
   const tail = lines.slice(-12).join('\n');
   if (code === GUEST_EXIT.INIT_FAILED || code === GUEST_EXIT.LEFT_OPEN) return `${tail}${hint}`;
