@@ -11,12 +11,13 @@ export function FunctionPage({ name }) {
   const [detail, error] = usePoll(
     async () => {
       const [d, traffic] = await Promise.all([get(`/functions/${enc(name)}`), get(`/functions/${enc(name)}/traffic`)]);
-      return d && { ...d, traffic };
+      return d ? { ...d, traffic } : null;
     },
     3000,
     [name],
   );
-  if (!detail) return html`<p class="muted">${error ?? (detail === undefined ? 'Loading…' : 'Not found')}</p>`;
+  if (!detail)
+    return html`<p class="muted">${error ?? (detail === undefined ? 'Loading…' : `No function named ${name}.`)}</p>`;
   const f = detail.function;
   const h = health(f, detail.startError);
   const latest = detail.revisions.at(-1);
