@@ -85,8 +85,9 @@ async function nimbusTarget(root: string, extraArgs: string[] = []) {
   });
   const url = `${nimbus.url}/fn/hello/`;
   await fetch(url).then((r) => r.text());
-  // A fresh guest runs guest/function.mjs; one made from a warm pool cell runs guest/cell.mjs.
-  const guest = descendantsOf(nimbus.child.pid!, /guest\/(function|cell)\.mjs/)[0];
+  // A fresh guest runs guest/function.mjs; one made from a warm pool cell runs guest/cell.mjs, and
+  // spare cells wait beside it: the one serving is the one that has used CPU (the warm-up request).
+  const guest = descendantsOf(nimbus.child.pid!, /guest\/(function|cell)\.mjs/).sort((a, b) => cpuOf(b) - cpuOf(a))[0];
   if (!guest) throw new Error('no guest process found');
   return { url, child: nimbus.child, pids: { gateway: nimbus.child.pid!, guest } };
 }
