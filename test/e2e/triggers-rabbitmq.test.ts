@@ -123,7 +123,7 @@ describe('rabbitmq trigger (real RabbitMQ)', () => {
     );
     const report = deliveryReport(published, seen);
     t.diagnostic(
-      `rabbitmq connection cut: ${published.length} confirmed, ${atCut} delivered at the cut, all delivered after; duplicates ${report.duplicates}`,
+      `rabbitmq connection cut: ${published.length} confirmed, ${atCut} delivered at the cut, all delivered after; duplicates ${report.duplicates} (${report.redelivered} redelivered under a new id, ${report.reattempted} extra attempts)`,
     );
     assert.deepEqual(report.lost, []);
     await h.node.call(`/api/v1/triggers/${trig.id}`, { method: 'DELETE' });

@@ -158,7 +158,7 @@ describe('redis-streams trigger (real Redis)', () => {
     );
     const report = deliveryReport(published, seen);
     t.diagnostic(
-      `redis restart: ${published.length} acknowledged, ${atKill} delivered at the kill, all delivered after; duplicates ${report.duplicates}`,
+      `redis restart: ${published.length} acknowledged, ${atKill} delivered at the kill, all delivered after; duplicates ${report.duplicates} (${report.redelivered} redelivered under a new id, ${report.reattempted} extra attempts)`,
     );
     assert.deepEqual(report.lost, []);
     const check = createClient({ url });

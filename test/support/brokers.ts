@@ -198,17 +198,21 @@ export async function tcpProxy(targetPort: number): Promise<{ port: number; cut(
 
 /**
  * Delivery report for a stream of `published` bodies: which acknowledged ones never reached the
- * function (`lost`), and how many extra runs there were (`duplicates`: a body seen under more than
- * one invocation, plus invocations that ran more than once — at least once allows both).
+ * function (`lost`), and the extra runs at least once allows (`duplicates`), split into
+ * `redelivered` (a body seen under more than one invocation: the broker delivered it again under a
+ * new id) and `reattempted` (an invocation that took more than one attempt).
  */
-export function deliveryReport(published: string[], seen: any[]): { lost: string[]; duplicates: number } {
+export function deliveryReport(
+  published: string[],
+  seen: any[],
+): { lost: string[]; duplicates: number; redelivered: number; reattempted: number } {
   const count = new Map<string, number>();
-  let reruns = 0;
+  let reattempted = 0;
   for (const e of seen) {
     count.set(e.body, (count.get(e.body) ?? 0) + 1);
-    reruns += Math.max(0, (e.attempts ?? 1) - 1);
+    reattempted += Math.max(0, (e.attempts ?? 1) - 1);
   }
   const lost = published.filter((b) => !count.has(b));
-  const extra = [...count.values()].reduce((n, c) => n + c - 1, 0);
-  return { lost, duplicates: extra + reruns };
+  const redelivered = [...count.values()].reduce((n, c) => n + c - 1, 0);
+  return { lost, duplicates: redelivered + reattempted, redelivered, reattempted };
 }
