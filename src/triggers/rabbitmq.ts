@@ -94,7 +94,15 @@ function createRabbitTrigger(ctx: TriggerContext, config: RabbitConfig): Trigger
           // The channel closed meanwhile: RabbitMQ redelivers it, and its id is remembered.
         }
       };
-      await channel.consume(config.queue, (m) => m && void handle(m), { noAck: false });
+      await channel.consume(
+        config.queue,
+        (m) => {
+          // null: RabbitMQ cancelled the consumer (the queue was deleted): start over, with backoff.
+          if (m === null) void conn.close().catch(() => {});
+          else handle(m).catch((err) => ctx.setHealthy(true, err));
+        },
+        { noAck: false },
+      );
       ctx.setHealthy(true);
       const err = await closed;
       if (!stop.signal.aborted) throw err ?? new Error(`connection to ${where} closed`);

@@ -107,6 +107,7 @@ function createRedisStreamsTrigger(ctx: TriggerContext, config: RedisStreamsConf
         // No connection, or a failed XACK, leaves it pending: re-read at the next session, run once.
         if (result !== undefined) await acker?.xAck(config.stream, group, entry.id).catch(() => {});
       })
+      .catch((err) => ctx.setHealthy(true, err))
       .finally(() => {
         inflight.delete(entry.id);
         freed();
