@@ -117,12 +117,13 @@ export function createTriggerManager(options: TriggerManagerOptions): TriggerMan
     }
   }
 
-  async function halt(id: string): Promise<void> {
+  async function halt(id: string, removed = false): Promise<void> {
     const entry = running.get(id);
     if (!entry) return;
     running.delete(id);
     entry.abort.abort(new Error('trigger stopped'));
     await entry.trigger.stop().catch(() => {});
+    if (removed) await entry.trigger.remove?.().catch(() => {});
   }
 
   return {
@@ -151,7 +152,7 @@ export function createTriggerManager(options: TriggerManagerOptions): TriggerMan
     async remove(id) {
       const entry = await bucket.get(id);
       if (!entry) throw new NimbusError('NIMBUS_ERR_TRIGGER_NOT_FOUND', `Trigger not found: ${id}`);
-      await halt(id);
+      await halt(id, true);
       await bucket.delete(id);
     },
     async list() {
@@ -163,7 +164,7 @@ export function createTriggerManager(options: TriggerManagerOptions): TriggerMan
       return view(entry.value);
     },
     async close() {
-      await Promise.all([...running.keys()].map(halt));
+      await Promise.all([...running.keys()].map((id) => halt(id)));
     },
   };
 }

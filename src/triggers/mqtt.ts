@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { connect, type IPublishPacket, type MqttClient } from 'mqtt';
+import { connect, connectAsync, type IPublishPacket, type MqttClient } from 'mqtt';
 import { createRedeliveryIds, fireUntilEnded, redactUrl, supervisedTrigger } from './delivery.js';
 import type { Trigger, TriggerContext, TriggerFactory } from './types.js';
 import { checkConfig } from './validate.js';
@@ -136,5 +136,24 @@ function createMqttTrigger(ctx: TriggerContext, config: MqttConfig): Trigger {
   }
 
   // A force close keeps the persistent session (and its queued messages) on the broker.
-  return supervisedTrigger(ctx, where, stop, session, async () => void (await client?.endAsync(true).catch(() => {})));
+  const trigger = supervisedTrigger(ctx, where, stop, session, async () => {
+    await client?.endAsync(true).catch(() => {});
+  });
+  return {
+    ...trigger,
+    // Deleted: a clean start with no expiry ends the session (and drops what it queued).
+    async remove() {
+      const c = await connectAsync(config.url, {
+        clientId: config.clientId ?? `nimbus-${ctx.spec.id}`,
+        username: config.username,
+        password: config.password,
+        protocolVersion: 5,
+        clean: true,
+        properties: { sessionExpiryInterval: 0 },
+        reconnectPeriod: 0,
+        connectTimeout: 5000,
+      });
+      await c.endAsync();
+    },
+  };
 }

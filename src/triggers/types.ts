@@ -66,6 +66,12 @@ export interface Trigger {
   start(): Promise<void>;
   /** Stops receiving and closes connections. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * Optional: the trigger was deleted (called after `stop`, never at shutdown) — release what the
+   * broker keeps for it, e.g. an MQTT persistent session that would go on queueing messages.
+   * Best effort: a broker that is down keeps it until it expires on its own.
+   */
+  remove?(): Promise<void>;
 }
 
 /** A kind of source: checks a spec's config, and makes the trigger. */

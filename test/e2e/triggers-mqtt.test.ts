@@ -42,7 +42,7 @@ describe('mqtt trigger (real Mosquitto)', () => {
     h = await brokerTestNode(20);
   });
   after(async () => {
-    await h.node.dispose();
+    await h.dispose();
     // The triggers' persistent sessions would outlive the test on the shared broker: end them.
     for (const name of ['ok', 'away', 'fail']) {
       const c = await mqtt.connectAsync(SHARED, {
@@ -92,21 +92,37 @@ describe('mqtt trigger (real Mosquitto)', () => {
     assert.equal((await h.status(t.id)).delivered, 3);
   });
 
-  it('messages published while the trigger is away wait in its persistent session', async () => {
+  it('messages published while Nimbus is down wait in the persistent session; deleting the trigger ends it', async () => {
     const topic = `nimbus/test/${RUN}/away`;
     const id = `mqtt-away-${RUN}`;
     await h.addTrigger({ id, type: 'mqtt', function: 'recorder', config: { topic } });
     await h.healthy(id);
-    assert.equal((await h.node.call(`/api/v1/triggers/${id}`, { method: 'DELETE' })).status, 200);
-    const acked = await publishAll(SHARED, topic, ['while away 1', 'while away 2']);
-    // Same id → same client id → the same session, with the two messages queued in it.
-    await h.addTrigger({ id, type: 'mqtt', function: 'recorder', config: { topic } });
+    let acked: string[] = [];
+    await h.restart(async () => {
+      acked = await publishAll(SHARED, topic, ['while away 1', 'while away 2']);
+    });
     const seen = await h.waitSeen(
       (e) => e.subject === topic,
       (all) => all.length === 2,
+      30_000,
     );
     assert.deepEqual(deliveryReport(acked, seen).lost, []);
     assert.equal(deliveryReport(acked, seen).duplicates, 0);
+    assert.equal((await h.node.call(`/api/v1/triggers/${id}`, { method: 'DELETE' })).status, 200);
+    // The session is gone from the broker: a client with its id finds none.
+    const probe = mqtt.connect(SHARED, {
+      clientId: `nimbus-${id}`,
+      protocolVersion: 5,
+      clean: false,
+      properties: { sessionExpiryInterval: 0 },
+      reconnectPeriod: 0,
+    });
+    const connack = await new Promise<{ sessionPresent: boolean }>((resolve, reject) => {
+      probe.once('connect', resolve);
+      probe.once('error', reject);
+    });
+    await probe.endAsync();
+    assert.equal(connack.sessionPresent, false);
   });
 
   it('a failing function: retries, then the DLQ, and only then the PUBACK', async () => {

@@ -28,7 +28,7 @@ describe('rabbitmq trigger (real RabbitMQ)', () => {
   after(async () => {
     for (const q of queues) await ch.deleteQueue(q).catch(() => {});
     await conn.close();
-    await h.node.dispose();
+    await h.dispose();
   });
 
   it('a message becomes a CloudEvent; acked once the function succeeded', async () => {

@@ -30,7 +30,7 @@ describe('redis-streams trigger (real Redis)', () => {
   after(async () => {
     if (streams.length) await redis.del(streams);
     await redis.quit();
-    await h.node.dispose();
+    await h.dispose();
   });
 
   it('an entry becomes a CloudEvent; XACKed once the function succeeded', async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { eventually, startTestNode, type TestNode, writeSource } from './nimbus.js';
 
@@ -25,9 +26,11 @@ export const failerSource = () =>
     'nimbus.yaml': 'name: failer\n',
   });
 
+const NODE_OPTIONS = { async: { retryBaseDelayMs: 50 } };
+
 /** A node with `recorder` (sleeping `ms` per event) and `failer` (one retry, 50 ms apart) deployed. */
 export async function brokerTestNode(ms = 0): Promise<BrokerHarness> {
-  const node = await startTestNode({ async: { retryBaseDelayMs: 50 } });
+  const node = await startTestNode(NODE_OPTIONS);
   assert.equal((await node.deploy(recorderSource(ms))).status, 201);
   assert.equal((await node.deploy(failerSource())).status, 201);
   const put = await node.call('/api/v1/functions/failer/async-config', {
@@ -39,7 +42,12 @@ export async function brokerTestNode(ms = 0): Promise<BrokerHarness> {
 }
 
 export interface BrokerHarness {
-  node: TestNode;
+  /** The current node (a new object after `restart`). */
+  readonly node: TestNode;
+  /** Stops the node, runs `whileDown`, and starts it again on the same data (its triggers come back). */
+  restart(whileDown?: () => Promise<void>): Promise<void>;
+  /** Stops the node and deletes its data. */
+  dispose(): Promise<void>;
   /** POST /api/v1/triggers, asserting 201. */
   addTrigger(body: Record<string, unknown>): Promise<any>;
   /** POST /api/v1/triggers expecting a 400: its error message. */
@@ -56,7 +64,9 @@ export interface BrokerHarness {
   expectUnreachable(type: string, config: Record<string, unknown>): Promise<any>;
 }
 
-function harness(node: TestNode): BrokerHarness {
+function harness(first: TestNode): BrokerHarness {
+  let node = first;
+  const dataDir = first.dataDir;
   const status = async (id: string) => (await node.json(`/api/v1/triggers/${id}`)).status;
   const seen = async (filter: (e: any) => boolean = () => true): Promise<any[]> => {
     const { invocations } = await node.json('/api/v1/functions/recorder/invocations?state=succeeded&limit=10000');
@@ -65,7 +75,18 @@ function harness(node: TestNode): BrokerHarness {
       .filter(filter);
   };
   return {
-    node,
+    get node() {
+      return node;
+    },
+    async restart(whileDown) {
+      await node.close();
+      await whileDown?.();
+      node = await startTestNode({ dataDir, ...NODE_OPTIONS });
+    },
+    async dispose() {
+      await node.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
     async addTrigger(body) {
       const res = await node.call('/api/v1/triggers', { method: 'POST', body: JSON.stringify(body) });
       const json = await res.json();
