@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { connect, connectAsync, type IPublishPacket, type MqttClient } from 'mqtt';
+import { NimbusError } from '../core/errors.js';
 import { createRedeliveryIds, fireUntilEnded, redactUrl, supervisedTrigger } from './delivery.js';
 import type { Trigger, TriggerContext, TriggerFactory } from './types.js';
 import { checkConfig } from './validate.js';
@@ -30,7 +31,7 @@ interface MqttConfig {
 export const mqttTrigger: TriggerFactory = {
   type: 'mqtt',
   validate(config) {
-    return checkConfig(
+    const out = checkConfig(
       'mqtt',
       config,
       {
@@ -44,6 +45,17 @@ export const mqttTrigger: TriggerFactory = {
       },
       { url: 'mqtt://127.0.0.1:1883', sessionExpiry: 7 * 24 * 3600, keepalive: 60 },
     );
+    // The broker would refuse these at subscribe time, over and over: say so now.
+    const levels = (out.topic as string).split('/');
+    const badLevel = levels.findIndex(
+      (l, i) => (l.includes('#') && (l !== '#' || i !== levels.length - 1)) || (l.includes('+') && l !== '+'),
+    );
+    if (badLevel >= 0)
+      throw new NimbusError(
+        'NIMBUS_ERR_INVALID_REQUEST',
+        `config.topic: "+" must be a whole level and "#" the whole last level, got ${JSON.stringify(out.topic)}`,
+      );
+    return out;
   },
   create(ctx) {
     return createMqttTrigger(ctx, ctx.spec.config as unknown as MqttConfig);

@@ -147,6 +147,11 @@ describe('mqtt trigger (real Mosquitto)', () => {
       await h.rejected({ type: 'mqtt', function: 'recorder', config: { topic: 't', qos: 2 } }),
       /config: unknown field qos/,
     );
+    assert.match(
+      await h.rejected({ type: 'mqtt', function: 'recorder', config: { topic: 'a/#/b' } }),
+      /config\.topic: "\+" must be a whole level and "#" the whole last level/,
+    );
+    assert.match(await h.rejected({ type: 'mqtt', function: 'recorder', config: { topic: 'a/b+' } }), /config\.topic/);
     await h.expectUnreachable('mqtt', { topic: 't', url: 'mqtt://127.0.0.1:1' });
   });
 
