@@ -12,7 +12,7 @@ import { packageRoot } from '../core/package-root.js';
 import { type AsyncDefaults, createAsyncEndpoint, createAsyncInvocations, createInvoker } from '../events/index.js';
 import { createNatsPublisher } from '../events/nats-publisher.js';
 import { createGateway, createStoreResolver, sendPlatformError } from '../gateway/index.js';
-import { createInstanceManager } from '../instances/index.js';
+import { createInstanceManager, type RevisionPlan } from '../instances/index.js';
 import { createInstanceSampler } from '../observe/instance-sampler.js';
 import { createLogStore, type LogRetention, requestRecord } from '../observe/log-store.js';
 import { createMetrics } from '../observe/metrics.js';
@@ -223,8 +223,9 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     clock,
     invoker: createInvoker({ resolver, manager, clock, maxBodyBytes: options.async?.maxResultBytes }),
     configs: store.bucket('async-config'),
-    exists: (name) => resolver.resolve(name) !== undefined,
-    timeoutMs: (name) => resolver.resolve(name)?.spec.timeoutMs,
+    exists: (name, tag) => resolver.resolve(name, tag) !== undefined,
+    // The longest of the function's routed revisions: a tagged invocation may run any of them.
+    timeoutMs: (name) => longestTimeout(resolver.plans(), name) ?? resolver.resolve(name)?.spec.timeoutMs,
     defaults: options.async,
     natsPublish: natsPublisher?.publish,
   });
@@ -258,8 +259,8 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     if (!url.startsWith('/fn/') && !isAsync) return void apiListener(req, res);
     if (draining) return sendPlatformError(res, new NimbusError('NIMBUS_ERR_SHUTTING_DOWN', 'Nimbus is shutting down'));
     if (isAsync) {
-      const { name, path } = splitFunctionUrl(url.slice('/async'.length));
-      return void handleAsync(req, res, name, path);
+      const { name, path, tag } = splitFunctionUrl(url.slice('/async'.length));
+      return void handleAsync(req, res, name, path, tag);
     }
     const { name, path, tag } = splitFunctionUrl(url);
     void gateway.handle(req, res, name, path, tag);
@@ -321,6 +322,14 @@ export function splitFunctionUrl(url: string): { name: string; path: string; tag
   const at = segment.indexOf('@');
   const named = at === -1 ? { name: segment } : { name: segment.slice(0, at), tag: segment.slice(at + 1) };
   return { ...named, path: path.startsWith('?') ? `/${path}` : path };
+}
+
+/** The longest timeout among the routed revisions of `name`, undefined when it has none. */
+function longestTimeout(plans: readonly RevisionPlan[], name: string): number | undefined {
+  let longest: number | undefined;
+  for (const p of plans)
+    if (p.function === name && (longest === undefined || p.spec.timeoutMs > longest)) longest = p.spec.timeoutMs;
+  return longest;
 }
 
 async function deployExamples(service: FunctionsService): Promise<string[]> {

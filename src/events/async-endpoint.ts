@@ -10,13 +10,19 @@ export const CALLBACK_HEADER = 'x-nimbus-callback-url';
 const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'content-length']);
 
 /**
- * `POST /async/fn/NAME/PATH`: stores method, path, headers and body durably and answers
- * `202 {"id", "status": "queued", "statusUrl"}` — or the platform error (404 unknown function,
+ * `POST /async/fn/NAME[@TAG]/PATH`: stores method, path, headers and body durably and answers
+ * `202 {"id", "status": "queued", "statusUrl"}` — or the platform error (404 unknown function or tag,
  * 413 body over the limit) without storing anything.
  */
 export function createAsyncEndpoint(options: { invocations: AsyncInvocations; maxBodyBytes?: number }) {
   const maxBody = options.maxBodyBytes ?? 6 * 1024 * 1024;
-  return async function handleAsync(req: IncomingMessage, res: ServerResponse, name: string, path: string) {
+  return async function handleAsync(
+    req: IncomingMessage,
+    res: ServerResponse,
+    name: string,
+    path: string,
+    tag?: string,
+  ) {
     try {
       if (Number(req.headers['content-length'] ?? 0) > maxBody) {
         req.resume();
@@ -35,7 +41,7 @@ export function createAsyncEndpoint(options: { invocations: AsyncInvocations; ma
       const view = await options.invocations.enqueue(
         name,
         { method: req.method ?? 'POST', path, headers, body },
-        { callbackUrl: typeof callback === 'string' ? callback : undefined },
+        { callbackUrl: typeof callback === 'string' ? callback : undefined, ...(tag !== undefined ? { tag } : {}) },
       );
       const statusUrl = `http://${req.headers.host ?? 'localhost'}/api/v1/invocations/${view.id}`;
       const json = JSON.stringify({ id: view.id, status: view.status, statusUrl });

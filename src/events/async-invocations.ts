@@ -33,8 +33,11 @@ export interface AsyncInvocationsOptions {
   clock: Clock;
   /** Per-function settings (`async-config` bucket). */
   configs: Bucket<AsyncConfig>;
-  /** True when the function exists (enqueue answers 404 otherwise). */
-  exists(name: string): boolean;
+  /**
+   * True when the function exists — and, given `tag`, has that tag or revision id (enqueue
+   * answers 404 otherwise).
+   */
+  exists(name: string, tag?: string): boolean;
   /** The function's timeout in ms (the lease must outlast it). */
   timeoutMs(name: string): number | undefined;
   defaults?: Partial<AsyncDefaults>;
@@ -88,11 +91,11 @@ export function createAsyncInvocations(options: AsyncInvocationsOptions): AsyncI
         error: `Event older than the maximum event age of ${maxAgeMs(job.queue) / 1000} s`,
       });
     }
-    const data = job.data as { method: string; path: string; headers: Record<string, string> };
+    const data = job.data as { method: string; path: string; headers: Record<string, string>; tag?: string };
     const response = await invoker.invoke(
       job.queue,
       { method: data.method, path: data.path, headers: data.headers, body: job.body },
-      { requestId: job.id },
+      { requestId: job.id, ...(data.tag !== undefined ? { tag: data.tag } : {}) },
     );
     // Shutting down: leave the job leased; the next start puts it back (its attempt counted).
     if (closed && response.platformError === 'NIMBUS_ERR_SHUTTING_DOWN') return;
@@ -221,7 +224,11 @@ export function createAsyncInvocations(options: AsyncInvocationsOptions): AsyncI
       await dispatcher.close(timeoutMs);
     },
     async enqueue(name, request: InvocationRequest, opts: EnqueueOptions = {}) {
-      if (!options.exists(name)) throw new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function not found: ${name}`);
+      if (!options.exists(name, opts.tag)) {
+        if (opts.tag !== undefined && options.exists(name))
+          throw new NimbusError('NIMBUS_ERR_REVISION_NOT_FOUND', `Function ${name} has no tag or revision ${opts.tag}`);
+        throw new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function not found: ${name}`);
+      }
       if (opts.callbackUrl !== undefined) {
         const dest = parseDestination(opts.callbackUrl, 'x-nimbus-callback-url');
         if (dest.kind !== 'webhook')
@@ -234,6 +241,8 @@ export function createAsyncInvocations(options: AsyncInvocationsOptions): AsyncI
           method: request.method,
           path: request.path,
           headers: withTraceparent(request.headers),
+          // Stored with the request, so every retry (and a re-run after a restart) asks for the same tag.
+          ...(opts.tag !== undefined ? { tag: opts.tag } : {}),
           ...(opts.callbackUrl ? { callbackUrl: opts.callbackUrl } : {}),
         },
         body: request.body,

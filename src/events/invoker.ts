@@ -36,7 +36,12 @@ export interface InvocationResponse {
 
 /** Calls a function the way the gateway does, for work that has no HTTP client waiting on it. */
 export interface Invoker {
-  invoke(name: string, request: InvocationRequest, options?: { requestId?: string }): Promise<InvocationResponse>;
+  /** `tag`: run the revision this tag (or revision id) names, as `/fn/NAME@TAG/` does. */
+  invoke(
+    name: string,
+    request: InvocationRequest,
+    options?: { requestId?: string; tag?: string },
+  ): Promise<InvocationResponse>;
 }
 
 export interface InvokerOptions {
@@ -65,8 +70,8 @@ export function createInvoker(options: InvokerOptions): Invoker {
       let revision: string | undefined;
       let timedOut = false;
       try {
-        const plan = resolver.resolve(name);
-        if (!plan) throw new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function not found: ${name}`);
+        const plan = resolver.resolve(name, opts.tag);
+        if (!plan) throw notFound(resolver, name, opts.tag);
         revision = plan.revision;
         const timeoutMs = plan.spec.timeoutMs;
         const deadline = clock.now() + timeoutMs;
@@ -137,6 +142,13 @@ export function createInvoker(options: InvokerOptions): Invoker {
       }
     },
   };
+}
+
+/** Which is gone: the function, or only the tag (removed since the invocation was queued). */
+function notFound(resolver: Resolver, name: string, tag: string | undefined): NimbusError {
+  if (tag !== undefined && resolver.resolve(name))
+    return new NimbusError('NIMBUS_ERR_REVISION_NOT_FOUND', `Function ${name} has no tag or revision ${tag}`);
+  return new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function not found: ${name}`);
 }
 
 function flatten(raw: RawHeaders): Record<string, string> {

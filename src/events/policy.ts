@@ -90,6 +90,8 @@ export function toView(job: Job): InvocationView {
   if (job.finishedAt !== undefined) view.finishedAt = iso(job.finishedAt);
   if (job.state === 'queued' && job.attempts > 0) view.nextAttemptAt = iso(job.availableAt);
   if (job.lastError !== undefined) view.lastError = job.lastError;
+  const tag = (job.data as { tag?: string }).tag;
+  if (tag !== undefined) view.tag = tag;
   if (job.result) view.result = job.result as unknown as InvocationView['result'];
   return view;
 }

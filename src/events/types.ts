@@ -75,6 +75,8 @@ export interface InvocationView {
   /** queued after a failed attempt: when the next one starts. */
   nextAttemptAt?: string;
   lastError?: string;
+  /** The tag or revision id the invocation was sent to (`/async/fn/NAME@TAG/…`). */
+  tag?: string;
   request: { method: string; path: string; headers: Record<string, string>; bodyBytes: number };
   result?: {
     status: number;
@@ -89,6 +91,11 @@ export interface EnqueueOptions {
   callbackUrl?: string;
   /** Caller-chosen id (idempotent enqueue), e.g. derived from a broker's message id. */
   id?: string;
+  /**
+   * A traffic tag or revision id (`/async/fn/NAME@TAG/…`): every attempt runs the revision it names
+   * at that time, not a weighted pick. Unknown at enqueue: 404 NIMBUS_ERR_REVISION_NOT_FOUND.
+   */
+  tag?: string;
 }
 
 /** The async-invocation surface the API and triggers use. */
