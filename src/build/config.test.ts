@@ -237,6 +237,21 @@ describe('resolveConfig', () => {
       );
       assert.throws(() => scale({ maxQueue: 1.5 }), manifestError(/scale\.maxQueue: expected an integer/));
     });
+    it('reads scale.schedule (scheduled warming) and names a bad window with its line', () => {
+      const yaml =
+        'scale:\n  max: 4\n  schedule:\n    - { cron: "0 8 * * 1-5", timezone: Europe/Paris, duration: 10h, min: 3 }\n';
+      assert.deepEqual(resolve(withYaml(yaml)).scale.schedule, [
+        { cron: '0 8 * * 1-5', timezone: 'Europe/Paris', duration: 36000, min: 3 },
+      ]);
+      assert.throws(
+        () => resolve(withYaml(yaml.replace('1-5', '1-9'))),
+        manifestError(/nimbus\.yaml:\d+: scale\.schedule: \[0\]\.cron: invalid cron expression/),
+      );
+      assert.throws(
+        () => resolve(withYaml(yaml.replace('max: 4', 'max: 2'))),
+        manifestError(/scale: schedule\[0\]\.min \(3\) must not exceed max \(2\)/),
+      );
+    });
     it('accepts idleTimeout as seconds or a duration string', () => {
       const idle = (v: unknown) => resolve(src({ 'index.js': '' }), { scale: { idleTimeout: v } }).scale.idleTimeout;
       assert.equal(idle(45), 45);

@@ -128,6 +128,13 @@ function fillAutoscale(scale: ScaleConfig, concurrency: number, source: string):
       { field: 'scale.initial' },
     );
   }
+  const tooHigh = scale.schedule?.findIndex((w) => w.min > scale.max) ?? -1;
+  if (tooHigh >= 0) {
+    throw manifestError(
+      `${source}: scale: schedule[${tooHigh}].min (${scale.schedule![tooHigh]!.min}) must not exceed max (${scale.max})`,
+      { field: 'scale.schedule' },
+    );
+  }
   if (scale.metric === 'concurrency' && scale.target > concurrency) {
     throw manifestError(
       `${source}: scale: target (${scale.target}) must not exceed concurrency (${concurrency}), the hard limit per instance`,

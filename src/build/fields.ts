@@ -1,3 +1,4 @@
+import { parseSchedules } from '../autoscaler/schedule.js';
 import { SCALE_LIMITS } from '../autoscaler/settings.js';
 import { NimbusError } from '../core/errors.js';
 import type { NetworkMode, RolloutSettings, RuntimeKind, ScaleConfig } from '../core/types.js';
@@ -64,6 +65,7 @@ const SCALE_FIELDS = [
   'window',
   'scaleDownDelay',
   'maxQueue',
+  'schedule',
 ];
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -220,6 +222,11 @@ function parseAutoscale(scale: Partial<ScaleConfig>, key: string, v: unknown, fa
   else if (key === 'window') scale.window = seconds('window');
   else if (key === 'scaleDownDelay') scale.scaleDownDelay = seconds('scaleDownDelay');
   else if (key === 'maxQueue') scale.maxQueue = integer('maxQueue');
+  else if (key === 'schedule') {
+    const parsed = parseSchedules(v, parseDurationSeconds);
+    if ('error' in parsed) fail(parsed.error);
+    else scale.schedule = parsed.schedules;
+  }
 }
 
 function parseIdleTimeout(value: unknown, path: string[], fail: (path: string[], m: string) => never): number {

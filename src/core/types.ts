@@ -35,6 +35,20 @@ export interface ScaleConfig {
   scaleDownDelay?: number;
   /** Requests held per revision while instances start; past it 503. Default: the node's (1000). */
   maxQueue?: number;
+  /** Scheduled warming: windows during which the minimum is raised (docs/autoscaling.md). */
+  schedule?: ScaleSchedule[];
+}
+
+/** One scheduled-warming window: from each `cron` occurrence, for `duration` seconds, keep `min` instances. */
+export interface ScaleSchedule {
+  /** When a window opens: 5 or 6 cron fields (croner syntax), e.g. "0 8 * * 1-5". */
+  cron: string;
+  /** IANA time zone the cron is read in. Default UTC. */
+  timezone?: string;
+  /** Seconds the window stays open. */
+  duration: number;
+  /** Instances kept during the window (bounded by `max`). */
+  min: number;
 }
 
 /**

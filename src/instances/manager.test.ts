@@ -107,7 +107,7 @@ describe('instance manager', () => {
     await manager.close();
   });
 
-  it('scales from zero at once, adds instances at the next tick for a burst, and serves held requests in order', async () => {
+  it('scales from zero at once, adds instances for a burst at once, and serves held requests in order', async () => {
     const clock = createManualClock();
     const { runtime, gates } = gatedRuntime();
     const manager = createInstanceManager({ runtime, clock });
@@ -120,12 +120,16 @@ describe('instance manager', () => {
       }),
     );
     await settle();
-    assert.equal(runtime.started(), 1, 'the first request pokes the autoscaler: one instance for one request');
     assert.equal(manager.scale('fn')[0]!.queue.length, 6);
+    assert.equal(
+      runtime.started(),
+      2,
+      'the first request pokes the autoscaler (one instance); the third outgrows its 2 places: 3 wanted at once, max is 2',
+    );
+    assert.equal(manager.scale('fn')[0]!.panic, true);
     clock.advance(1000);
     await settle();
-    assert.equal(runtime.started(), 2, '6 held / (2 x 70%) = 5 wanted at the tick, but max is 2');
-    assert.equal(manager.scale('fn')[0]!.panic, true);
+    assert.equal(runtime.started(), 2, '6 held / (2 x 70%) = 5 wanted at the tick, still max 2');
     for (const g of gates) g.resolve();
     await settle();
     assert.deepEqual(order, [0, 1, 2, 3]);
@@ -298,6 +302,83 @@ describe('instance manager', () => {
     assert.match(manager.ended('fn')[0]!.reason, /recycled after a timeout/);
     // The autoscaler still wants one instance until its next decision: a fresh one replaces it.
     assert.equal(runtime.list().length, 1);
+    await manager.close();
+  });
+
+  it('decides at once when a burst outgrows the spare capacity of running instances, not at the next tick', async () => {
+    const clock = createManualClock();
+    const { runtime, gates } = gatedRuntime();
+    const manager = createInstanceManager({ runtime, clock, freezeAfterMs: 0 });
+    const p = plan({ concurrency: 2, min: 1, max: 10 });
+    manager.ensureMin(p);
+    gates[0]!.resolve();
+    await settle();
+    // A minute of quiet: the windows hold zeros, so the tick alone would see a burst only slowly.
+    for (let i = 0; i < 60; i++) clock.advance(1000);
+    await settle();
+    assert.equal(runtime.started(), 1);
+    const leases = [manager.acquire(p), manager.acquire(p)];
+    await settle();
+    assert.equal(runtime.started(), 1, 'two requests fit the ready instance: no decision');
+    const held = Array.from({ length: 8 }, () => manager.acquire(p));
+    await settle();
+    const view = manager.scale('fn')[0]!;
+    assert.equal(view.queue.length, 8);
+    assert.equal(view.panic, true);
+    // Decided whenever the held requests outgrew the places of live instances: at 3 in all
+    // (3 / 1.4 → 3 instances, 6 places), then at 7 (→ 5 instances, 10 places): a place for each.
+    assert.equal(view.desired, 5, 'decided without a tick');
+    assert.equal(runtime.started(), 5);
+    clock.advance(1000);
+    await settle();
+    const tick = manager.scale('fn')[0]!;
+    assert.equal(tick.desired, 5, 'the panic window alone (one second of 10 in six) would want 2; panic holds 5');
+    assert.equal(tick.reason, 'panic hold');
+    for (const g of gates.slice(1)) g.resolve();
+    assert.equal((await untilDesired(manager, clock, 8)).desired, 8, 'then the window: 10 / (2 x 70%) = 8');
+    for (const g of gates) g.resolve();
+    for (const lease of await Promise.all([...leases, ...held])) lease.release();
+    await manager.close();
+  });
+
+  it("keeps a scheduled window's minimum warm while it is open, and lets it go after", async () => {
+    // Monday 2026-11-23 07:59 UTC = 08:59 in Paris; the window opens at 09:00 Paris for 2 h.
+    const clock = createManualClock(Date.parse('2026-11-23T07:59:00Z'));
+    const runtime = createMemoryRuntime();
+    const manager = createInstanceManager({ runtime, clock, freezeAfterMs: 0 });
+    const p = plan({
+      concurrency: 10,
+      idleTimeout: 1,
+      schedule: [{ cron: '0 9 * * 1-5', timezone: 'Europe/Paris', duration: 7200, min: 3 }],
+    });
+    manager.ensureMin(p);
+    await settle();
+    assert.equal(runtime.started(), 0, 'closed at set-up: nothing started');
+    assert.equal(manager.scale('fn')[0]!.min, 0);
+    for (let i = 0; i < 60; i++) clock.advance(1000);
+    await settle();
+    const open = manager.scale('fn')[0]!;
+    assert.equal(open.min, 3);
+    assert.deepEqual(open.scheduled, { min: 3, until: '2026-11-23T10:00:00.000Z' });
+    assert.equal(manager.instances('fn').filter((i) => i.state === 'ready').length, 3, 'no traffic, 3 warm');
+    clock.advance(2 * 3600_000 - 1000);
+    await settle();
+    assert.equal(manager.instances('fn').length, 3, 'still open one second before it closes');
+    for (let i = 0; i < 5; i++) clock.advance(1000);
+    await settle();
+    assert.equal(manager.scale('fn')[0]!.min, 0);
+    assert.equal(manager.scale('fn')[0]!.scheduled, undefined);
+    assert.equal(manager.instances('fn').length, 0, 'closed and idle: back to zero');
+    await manager.close();
+  });
+
+  it("starts a window's minimum at set-up when the window is already open", async () => {
+    const clock = createManualClock(Date.parse('2026-11-23T09:30:00Z'));
+    const runtime = createMemoryRuntime();
+    const manager = createInstanceManager({ runtime, clock, freezeAfterMs: 0 });
+    manager.ensureMin(plan({ schedule: [{ cron: '0 9 * * *', duration: 3600, min: 2 }] }));
+    await settle();
+    assert.equal(runtime.started(), 2);
     await manager.close();
   });
 

@@ -119,7 +119,9 @@ export function createInstanceManager(options: InstanceManagerOptions): Instance
       return poolFor(plan).acquire(signal);
     },
     ensureMin(plan) {
-      if (!closed && Math.max(plan.scale.min, plan.scale.initial ?? 0) > 0) poolFor(plan).ensureMin();
+      // A revision with scheduled warming needs its pool (and so its tick) before any request.
+      const wanted = Math.max(plan.scale.min, plan.scale.initial ?? 0) > 0 || (plan.scale.schedule?.length ?? 0) > 0;
+      if (!closed && wanted) poolFor(plan).ensureMin();
     },
     async retire(key, reject) {
       const pool = pools.get(key);

@@ -3,28 +3,13 @@ import { NimbusError, toNimbusError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { ExitInfo, Instance, Runtime } from '../runtime/types.js';
 import { HeldRequests } from './activator.js';
-import { type Freezable, freezeIdle, thawed } from './freezer.js';
+import { freezeIdle, thawed } from './freezer.js';
 import { instancesToDrain, RevisionAutoscaler, restartBackoffMs, type ScaleView } from './scaling.js';
+import { countSlots, endedInfo, hasLive, newSlot, pickReady, type Slot, slotInfo, spareCapacity } from './slots.js';
 import type { EndedInstanceInfo, InstanceInfo, InstanceLogRecord, Lease, RevisionPlan, SlotState } from './types.js';
 
 /** Ended instances remembered per revision. */
 const ENDED_KEPT = 20;
-
-interface Slot extends Freezable {
-  id: string;
-  state: SlotState;
-  stateSince: number;
-  /** Why the platform is stopping it. */
-  stopReason?: string;
-  instance?: Instance;
-  inFlight: number;
-  requests: number;
-  startedAt: number;
-  readyAt?: number;
-  lastUsedAt: number;
-  /** Set while drained by a scale-down: stops it if requests outlive the function's timeout. */
-  cancelDrain?: () => void;
-}
 
 export interface PoolDeps {
   runtime: Runtime;
@@ -91,9 +76,10 @@ export class RevisionPool {
     }
     const lease = this.#held.hold(signal);
     this.#dispatch();
-    // Scale from zero at once (Knative's activator pokes the autoscaler the same way); a burst
-    // above the spare capacity waits for the next tick, when the panic window sees it.
-    if (!this.#hasLive()) this.#decide(this.#deps.clock.now(), 0);
+    // Held requests beyond what live instances can take (all of them at zero): decide at once,
+    // as Knative's activator pokes the autoscaler, instead of waiting up to a second for the tick.
+    if (this.#held.length > spareCapacity(this.#slots.values(), this.plan.concurrency))
+      this.#decide(this.#deps.clock.now(), this.#autoscaler.extraDemand, true);
     else this.#actuate(this.#autoscaler.desired);
     return lease;
   }
@@ -155,21 +141,7 @@ export class RevisionPool {
   }
 
   info(): InstanceInfo[] {
-    const iso = (t?: number) => (t === undefined ? undefined : new Date(t).toISOString());
-    return [...this.#slots.values()].map((s) => ({
-      id: s.id,
-      function: this.plan.function,
-      revision: this.plan.revision,
-      state: s.state === 'ready' && s.inFlight > 0 ? 'busy' : s.state === 'ready' && s.frozen ? 'frozen' : s.state,
-      stateSince: iso(s.stateSince)!,
-      inFlight: s.inFlight,
-      requests: s.requests,
-      startedAt: iso(s.startedAt)!,
-      readyAt: iso(s.readyAt),
-      lastUsedAt: s.requests > 0 ? iso(s.lastUsedAt) : undefined,
-      pid: s.instance?.pid,
-      startMode: s.instance ? (s.instance.startMode ?? 'spawn') : undefined,
-    }));
+    return [...this.#slots.values()].map((s) => slotInfo(s, this.plan));
   }
 
   /** Instances of this revision that ended recently, newest first. */
@@ -203,18 +175,11 @@ export class RevisionPool {
   }
 
   #hasLive(): boolean {
-    for (const s of this.#slots.values()) if (s.state === 'ready' || s.state === 'starting') return true;
-    return false;
+    return hasLive(this.#slots.values());
   }
 
   #pickReady(): Slot | undefined {
-    let best: Slot | undefined;
-    for (const s of this.#slots.values()) {
-      if (s.state !== 'ready' || s.inFlight >= this.plan.concurrency) continue;
-      // Least loaded first; among equals, one that is running rather than frozen.
-      if (!best || s.inFlight < best.inFlight || (s.inFlight === best.inFlight && best.frozen && !s.frozen)) best = s;
-    }
-    return best;
+    return pickReady(this.#slots.values(), this.plan.concurrency);
   }
 
   /** A lease on `slot`, resolved once its instance is thawed (when it was frozen). */
@@ -271,14 +236,13 @@ export class RevisionPool {
   }
 
   #counts(): { ready: number; starting: number; draining: number } {
-    const n = { ready: 0, starting: 0, draining: 0 };
-    for (const s of this.#slots.values()) if (s.state !== 'stopping') n[s.state]++;
-    return n;
+    return countSlots(this.#slots.values());
   }
 
-  #decide(now: number, extraDemand: number): void {
+  #decide(now: number, extraDemand: number, burst = false): void {
     const { ready, starting } = this.#counts();
-    this.#actuate(this.#autoscaler.decide(now, ready, starting, extraDemand).desired, true);
+    // A burst decision only fills up: scaling down stays with the once-a-second tick.
+    this.#actuate(this.#autoscaler.decide(now, ready, starting, extraDemand, burst).desired, !burst);
   }
 
   /**
@@ -330,15 +294,7 @@ export class RevisionPool {
   #start(): void {
     const now = this.#deps.clock.now();
     const id = newId(`${this.plan.function}-${this.plan.revision}`, 4);
-    const slot: Slot = {
-      id,
-      state: 'starting',
-      stateSince: now,
-      inFlight: 0,
-      requests: 0,
-      startedAt: now,
-      lastUsedAt: now,
-    };
+    const slot = newSlot(id, now);
     this.#slots.set(id, slot);
     this.#deps.track(id, this);
     this.#deps.runtime.start({ ...this.plan.spec, id }).then(
@@ -357,16 +313,7 @@ export class RevisionPool {
   }
 
   #remember(slot: Slot, state: 'stopped' | 'crashed', reason: string): void {
-    this.#ended.unshift({
-      id: slot.id,
-      function: this.plan.function,
-      revision: this.plan.revision,
-      state,
-      startedAt: new Date(slot.startedAt).toISOString(),
-      endedAt: new Date(this.#deps.clock.now()).toISOString(),
-      requests: slot.requests,
-      reason,
-    });
+    this.#ended.unshift(endedInfo(slot, this.plan, state, reason, this.#deps.clock.now()));
     if (this.#ended.length > ENDED_KEPT) this.#ended.pop();
   }
 

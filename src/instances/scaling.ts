@@ -11,6 +11,8 @@ import {
   initialDeciderState,
   MetricCollector,
 } from '../autoscaler/index.js';
+import { openWindow } from '../autoscaler/schedule.js';
+import type { ScaleSchedule } from '../core/types.js';
 import type { RevisionPlan } from './types.js';
 
 /** What the API and metrics show of one revision's autoscaler. */
@@ -21,8 +23,11 @@ export interface ScaleView {
   /** Target per instance, before utilisation. */
   target: number;
   targetUtilization: number;
+  /** The minimum in force now: `scale.min`, or higher while a scheduled-warming window is open. */
   min: number;
   max: number;
+  /** The open scheduled-warming window raising `min`, when there is one. */
+  scheduled?: { min: number; until: string };
   desired: number;
   ready: number;
   starting: number;
@@ -45,27 +50,44 @@ export interface ScaleView {
 export class RevisionAutoscaler {
   readonly settings: AutoscaleSettings;
   readonly collector: MetricCollector;
+  readonly #schedules?: ScaleSchedule[];
   #state: DeciderState;
+  #initial: number;
   #last?: Decision & { at: number; extraDemand: number };
 
   constructor(plan: RevisionPlan, now: number) {
     this.settings = autoscaleSettings(plan.scale, plan.concurrency);
+    this.#schedules = plan.scale.schedule;
     this.collector = new MetricCollector(now, this.settings.stableWindowMs);
+    // A revision set up inside a warming window starts with the window's instances.
+    this.#initial = Math.max(this.settings.initial, this.minAt(now));
     this.#state = initialDeciderState(now, this.settings.initial);
   }
 
-  /** Runs the decider at `now` for a revision with these instance counts. */
-  decide(now: number, ready: number, starting: number, extraDemand: number): Decision {
+  /** The minimum in force at `now`: `scale.min`, raised by an open scheduled-warming window (≤ max). */
+  minAt(now: number): number {
     const s = this.settings;
+    return Math.min(s.max, Math.max(s.min, openWindow(this.#schedules, now)?.min ?? 0));
+  }
+
+  /**
+   * Runs the decider at `now` for a revision with these instance counts. `burst`: decided at once
+   * because held requests outgrew the spare capacity; the panic window then counts at least the
+   * concurrency right now (in flight + held), which the window will only have averaged in seconds later.
+   */
+  decide(now: number, ready: number, starting: number, extraDemand: number, burst = false): Decision {
+    const s = { ...this.settings, min: this.minAt(now) };
     const stable = this.collector.window(now, s.stableWindowMs);
     const panic = this.collector.window(now, s.panicWindowMs);
+    let panicValue = panic[s.metric];
+    if (burst && s.metric === 'concurrency') panicValue = Math.max(panicValue ?? 0, this.collector.concurrency);
     const decision = decide(
       s,
       {
         ready,
         starting,
-        stable: stable[s.metric],
-        panic: panic[s.metric],
+        stable: stable[s.metric] ?? (panicValue === null ? null : 0),
+        panic: panicValue,
         lastActiveAt: this.collector.lastActiveAt(now),
         extraDemand,
       },
@@ -77,9 +99,14 @@ export class RevisionAutoscaler {
     return decision;
   }
 
-  /** The last decision's desire; before any, `initial`. */
+  /** The last decision's desire; before any, `initial` (raised by a warming window open at set-up). */
   get desired(): number {
-    return this.#last?.desired ?? this.settings.initial;
+    return this.#last?.desired ?? this.#initial;
+  }
+
+  /** Demand from elsewhere given to the last decision. */
+  get extraDemand(): number {
+    return this.#last?.extraDemand ?? 0;
   }
 
   view(
@@ -90,14 +117,16 @@ export class RevisionAutoscaler {
     const s = this.settings;
     const stable = this.collector.window(now, s.stableWindowMs);
     const panic = this.collector.window(now, s.panicWindowMs);
+    const window = openWindow(this.#schedules, now);
     return {
       function: plan.function,
       revision: plan.revision,
       metric: s.metric,
       target: s.target,
       targetUtilization: s.targetUtilization,
-      min: s.min,
+      min: this.minAt(now),
       max: s.max,
+      ...(window ? { scheduled: { min: window.min, until: new Date(window.until).toISOString() } } : {}),
       desired: this.desired,
       ready: counts.ready,
       starting: counts.starting,
