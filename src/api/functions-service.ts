@@ -1,4 +1,4 @@
-import { buildArtifact, configIdentity, resolveConfig, unpackArchive } from '../build/index.js';
+import { buildArtifact, configIdentity, resolveConfig, resolveTriggers, unpackArchive } from '../build/index.js';
 import { NimbusError } from '../core/errors.js';
 import { effectiveTraffic } from '../core/traffic.js';
 import type { FunctionConfig, FunctionRecord, RevisionRecord, RevisionSnapshot } from '../core/types.js';
@@ -7,6 +7,7 @@ import type { EndedInstanceInfo, InstanceInfo } from '../instances/types.js';
 import type { ReleasePolicy, RolloutRecord } from '../rollout/index.js';
 import type { SnapshotBuilder } from '../runtime/snapshot/index.js';
 import type { ArtifactFile, ArtifactStore, Bucket, Store } from '../store/types.js';
+import type { ManifestTriggers, TriggerChanges } from '../triggers/types.js';
 import { type SnapshotCacheEntry, type SnapshotStepDeps, snapshotRevision } from './snapshot-step.js';
 
 export interface DeployInput {
@@ -27,6 +28,8 @@ export interface DeployResult {
   rollout?: RolloutRecord;
   /** The new revision's share of the traffic now, in percent (0 when traffic is pinned elsewhere). */
   percent?: number;
+  /** Manifest triggers this deploy created, updated or deleted (ids; set when any changed). */
+  triggers?: TriggerChanges;
 }
 
 /** What the control plane needs from the data plane, injected by the composition root. */
@@ -42,6 +45,8 @@ export interface ServiceHooks {
   onDelete?(name: string): void;
   /** How new revisions get traffic (the rollout controller); without it, `latest` follows them at once. */
   release?: ReleasePolicy;
+  /** The manifest's `triggers:` (checked before a deploy is recorded, applied after; removed with the function). */
+  triggers?: ManifestTriggers;
 }
 
 export interface FunctionDetails {
@@ -81,11 +86,20 @@ export class FunctionsService {
   async deploy(input: DeployInput): Promise<DeployResult> {
     const files = await unpackArchive(input.archive);
     const config = resolveConfig(files, input.overrides, input.nameHint);
+    // Checked before anything is built or recorded: a bad trigger fails the deploy with a 400.
+    const triggers = await this.#hooks.triggers?.plan(config.name, resolveTriggers(files, input.overrides));
     const built = await buildArtifact(files, config);
     const digest = await this.#artifacts.put(built.files);
     const identity = configIdentity(digest, config);
     const snapshot = await this.#snapshot(config, identity, { digest, files: built.files, entry: built.entry });
-    return this.#serial(config.name, () => this.#record(config, digest, identity, built.entry, snapshot, input.canary));
+    return this.#serial(config.name, async () => {
+      const result = await this.#record(config, digest, identity, built.entry, snapshot, input.canary);
+      // Also on a redeploy that made no revision: triggers belong to the function, not to a revision.
+      const changes = triggers && (await this.#hooks.triggers!.reconcile(triggers));
+      if (changes && changes.created.length + changes.updated.length + changes.deleted.length > 0)
+        result.triggers = changes;
+      return result;
+    });
   }
 
   /** The snapshot of a new node revision asked for one (not of an unchanged redeploy). */
@@ -225,6 +239,7 @@ export class FunctionsService {
       await this.functions.delete(name);
       for (const { key } of await this.revisions.list(`${name}/`)) await this.revisions.delete(key);
       await this.#hooks.onChange(name);
+      await this.#hooks.triggers?.removeFunction(name);
       this.#hooks.onDelete?.(name);
     });
   }

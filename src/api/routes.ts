@@ -80,7 +80,7 @@ export function createApi(options: ApiOptions): Hono {
     const archive = await readUpload(c, maxUpload);
     const overrides = parseOverrides(c.req.query('config'));
     const canary = c.req.query('canary');
-    const { created, revision, rollout, percent } = await service.deploy({
+    const { created, revision, rollout, percent, triggers } = await service.deploy({
       archive,
       overrides,
       nameHint: c.req.query('name'),
@@ -97,6 +97,7 @@ export function createApi(options: ApiOptions): Hono {
         ...withCheckpoint(revision),
         ...(percent !== undefined ? { percent } : {}),
         ...(rollout ? { rollout } : {}),
+        ...(triggers ? { triggers } : {}),
       },
       created ? 201 : 200,
     );

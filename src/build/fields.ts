@@ -2,8 +2,10 @@ import { parseSchedules } from '../autoscaler/schedule.js';
 import { SCALE_LIMITS } from '../autoscaler/settings.js';
 import { NimbusError } from '../core/errors.js';
 import type { NetworkMode, RolloutSettings, RuntimeKind, ScaleConfig } from '../core/types.js';
+import type { DeclaredTrigger } from '../triggers/types.js';
 import { parseDurationSeconds } from './duration.js';
 import { parseRolloutLayer } from './rollout-config.js';
+import { parseTriggersField } from './triggers-field.js';
 import { splitCommand } from './shell-words.js';
 
 /** One source of configuration (the manifest, or the overrides), checked field by field. */
@@ -22,6 +24,8 @@ export interface ConfigLayer {
   snapshot?: boolean | 'required';
   /** `rollout:` fields given; null for `rollout: false`. */
   rollout?: Partial<RolloutSettings> | null;
+  /** `triggers:` entries, shape-checked (their source fields are checked at deploy: docs/triggers.md). */
+  triggers?: DeclaredTrigger[];
 }
 
 /** Where a layer came from, for messages: "nimbus.yaml:7: memory: …" or "config overrides: …". */
@@ -53,6 +57,7 @@ const TOP_FIELDS = [
   'scale',
   'snapshot',
   'rollout',
+  'triggers',
 ];
 const SCALE_FIELDS = [
   'min',
@@ -173,6 +178,9 @@ export function parseLayer(raw: unknown, source: LayerSource): ConfigLayer {
         break;
       case 'rollout':
         layer.rollout = parseRolloutLayer(value, fail, unknown);
+        break;
+      case 'triggers':
+        layer.triggers = parseTriggersField(value, source);
         break;
       case 'scale': {
         if (!isPlainObject(value))

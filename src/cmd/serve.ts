@@ -165,6 +165,12 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
         void rollouts.forget(name);
       },
       release: { release: (current, revision, canary) => rollouts.release(current, revision, canary) },
+      // The trigger manager is made below (it needs the async queue); deploys only come once it is.
+      triggers: {
+        plan: (name, declared) => triggers.plan(name, declared),
+        reconcile: (plan) => triggers.reconcile(plan),
+        removeFunction: (name) => triggers.removeFunction(name),
+      },
     },
     { snapshots: snapshotBuilder },
   );

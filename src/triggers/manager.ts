@@ -5,9 +5,12 @@ import { NimbusError } from '../core/errors.js';
 import { isValidFunctionName } from '../core/types.js';
 import type { AsyncInvocations } from '../events/types.js';
 import type { Bucket } from '../store/types.js';
+import { planManifestTriggers, stableJson } from './manifest-plan.js';
 import type {
   FireResult,
+  ManifestTriggers,
   Trigger,
+  TriggerChanges,
   TriggerContext,
   TriggerEvent,
   TriggerFactory,
@@ -26,7 +29,7 @@ export interface TriggerView extends TriggerSpec {
   status: TriggerStatus;
 }
 
-export interface TriggerManager {
+export interface TriggerManager extends ManifestTriggers {
   /** Starts every stored trigger (at boot). */
   start(): Promise<void>;
   add(input: { id?: string; type: string; function: string; config?: Record<string, unknown> }): Promise<TriggerView>;
@@ -144,6 +147,7 @@ export function createTriggerManager(options: TriggerManagerOptions): TriggerMan
         function: input.function,
         config: factory.validate(input.config ?? {}),
         createdAt: new Date(clock.now()).toISOString(),
+        origin: 'api',
       };
       await bucket.create(id, spec);
       await launch(spec);
@@ -165,6 +169,54 @@ export function createTriggerManager(options: TriggerManagerOptions): TriggerMan
     },
     async close() {
       await Promise.all([...running.keys()].map((id) => halt(id)));
+    },
+    async plan(fn, declared) {
+      const existing = declared.length > 0 ? (await bucket.list()).map((e) => e.value) : [];
+      return planManifestTriggers(fn, declared, factories, existing);
+    },
+    async reconcile(plan) {
+      const changes: TriggerChanges = { created: [], updated: [], deleted: [] };
+      const wanted = new Map(plan.specs.map((s) => [s.id, s]));
+      const now = new Date(clock.now()).toISOString();
+      for (const { key, value } of await bucket.list()) {
+        if (value.origin !== 'manifest' || value.function !== plan.function || wanted.has(key)) continue;
+        await halt(key, true);
+        await bucket.delete(key);
+        changes.deleted.push(key);
+      }
+      for (const spec of plan.specs) {
+        const current = await bucket.get(spec.id);
+        if (!current) {
+          const created = { ...spec, createdAt: now };
+          await bucket.create(spec.id, created);
+          await launch(created);
+          changes.created.push(spec.id);
+          continue;
+        }
+        const old = current.value;
+        // Planned against the same store moments ago; an API add in between is not overwritten.
+        if (old.origin !== 'manifest' || old.function !== plan.function)
+          throw new NimbusError('NIMBUS_ERR_CONFLICT', `Trigger ${spec.id} was created through the API meanwhile`);
+        if (old.type === spec.type && stableJson(old.config) === stableJson(spec.config) && old.name === spec.name)
+          continue;
+        // Changed in place: a stop (not a removal: broker-side state such as a durable consumer stays).
+        await halt(spec.id);
+        const updated = { ...spec, createdAt: old.createdAt, updatedAt: now };
+        await bucket.update(spec.id, updated, current.revision);
+        await launch(updated);
+        changes.updated.push(spec.id);
+      }
+      return changes;
+    },
+    async removeFunction(fn) {
+      const removed: string[] = [];
+      for (const { key, value } of await bucket.list()) {
+        if (value.function !== fn) continue;
+        await halt(key, true);
+        await bucket.delete(key);
+        removed.push(key);
+      }
+      return removed;
     },
   };
 }

@@ -17,6 +17,58 @@ export interface TriggerSpec {
   /** Source-specific settings, checked by the factory's `validate`. */
   config: Record<string, unknown>;
   createdAt: string;
+  /**
+   * Who owns it: `manifest` — declared in the function's `triggers:`, created, changed and deleted
+   * by its deploys; `api` (or unset, for records made before origins) — only the API removes it.
+   */
+  origin?: 'api' | 'manifest';
+  /** The manifest entry's `name`, when it has one (manifest triggers only). */
+  name?: string;
+  /** Last changed by a deploy (manifest triggers only). */
+  updatedAt?: string;
+}
+
+/**
+ * One entry of a manifest's `triggers:` list, shape-checked by the build (src/build/triggers-field.ts);
+ * its `config` is checked by the source's factory when the deploy plans it.
+ */
+export interface DeclaredTrigger {
+  name?: string;
+  type: string;
+  /** Every field of the entry but `name` and `type`. */
+  config: Record<string, unknown>;
+  /** Position in the list, for messages (`triggers[1].topic`). */
+  index: number;
+  /** The manifest file (or `config overrides`). */
+  label: string;
+  /** The 1-based line of the entry, or of one of its fields, when known. */
+  line(field?: string): number | undefined;
+}
+
+/** A deploy's triggers, checked and given ids: what `reconcile` makes true. */
+export interface TriggerPlan {
+  function: string;
+  specs: Omit<TriggerSpec, 'createdAt'>[];
+}
+
+/** What a deploy changed: trigger ids. */
+export interface TriggerChanges {
+  created: string[];
+  updated: string[];
+  deleted: string[];
+}
+
+/**
+ * The control plane's view of a function's manifest triggers: `plan` checks them before the deploy
+ * is recorded (throws NIMBUS_ERR_INVALID_MANIFEST naming the file, line and field), `reconcile`
+ * applies a plan after (creates and updates the declared ones, deletes manifest triggers of the
+ * function no longer declared, never touches API-made ones), `removeFunction` deletes every trigger
+ * of a deleted function, whatever its origin.
+ */
+export interface ManifestTriggers {
+  plan(fn: string, declared: readonly DeclaredTrigger[]): Promise<TriggerPlan>;
+  reconcile(plan: TriggerPlan): Promise<TriggerChanges>;
+  removeFunction(fn: string): Promise<string[]>;
 }
 
 export interface TriggerStatus {
