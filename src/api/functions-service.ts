@@ -8,6 +8,8 @@ import type { ReleasePolicy, RolloutRecord } from '../rollout/index.js';
 import type { SnapshotBuilder } from '../runtime/snapshot/index.js';
 import type { ArtifactFile, ArtifactStore, Bucket, Store } from '../store/types.js';
 import type { ManifestTriggers, TriggerChanges } from '../triggers/types.js';
+import { type ArtifactGc, createArtifactGc, type GcResult } from './artifact-gc.js';
+import { type AutoSnapshots, createAutoSnapshots } from './auto-snapshot.js';
 import { type SnapshotCacheEntry, type SnapshotStepDeps, snapshotRevision } from './snapshot-step.js';
 
 export interface DeployInput {
@@ -47,6 +49,25 @@ export interface ServiceHooks {
   release?: ReleasePolicy;
   /** The manifest's `triggers:` (checked before a deploy is recorded, applied after; removed with the function). */
   triggers?: ManifestTriggers;
+  /**
+   * Resolves once every instance of a deleted function has stopped (after `onChange`), so its
+   * files can be removed. Without it, they are removed right after the delete.
+   */
+  retired?(name: string): Promise<void>;
+  /** Removes a CRIU image (runtime/criu) no revision uses any more. */
+  discardCheckpoint?(key: string): Promise<void>;
+  /** An automatic snapshot of a revision is ready: later starts restore from `artifactDir`. */
+  onSnapshotReady?(revision: RevisionRecord, artifactDir: string): void;
+  /** A line for the node's log. */
+  log?(line: string): void;
+}
+
+/** Options of the service beyond the store and hooks. */
+export interface FunctionsServiceOptions {
+  /** Builds V8 startup snapshots (`snapshot: true`, and `auto` after a slow init); without it, none are built. */
+  snapshots?: SnapshotBuilder;
+  /** Init time in ms above which `snapshot: auto` revisions get a snapshot. Default 250. */
+  autoSnapshotMs?: number;
 }
 
 export interface FunctionDetails {
@@ -67,20 +88,34 @@ export class FunctionsService {
   #locks = new Map<string, Promise<unknown>>();
 
   #snapshots?: SnapshotStepDeps;
+  readonly #gc: ArtifactGc;
+  /** Automatic snapshots (`snapshot: auto`): fed the init times instances report. */
+  readonly autoSnapshots?: AutoSnapshots;
+  #collecting = new Set<Promise<unknown>>();
 
-  /** `options.snapshots`: builds V8 startup snapshots for `snapshot: true` (without it, none are built). */
-  constructor(
-    store: Store,
-    artifacts: ArtifactStore,
-    hooks: ServiceHooks,
-    options: { snapshots?: SnapshotBuilder } = {},
-  ) {
+  constructor(store: Store, artifacts: ArtifactStore, hooks: ServiceHooks, options: FunctionsServiceOptions = {}) {
     this.functions = store.bucket<FunctionRecord>('functions');
     this.revisions = store.bucket<RevisionRecord>('revisions');
     this.#artifacts = artifacts;
     this.#hooks = hooks;
-    if (options.snapshots)
-      this.#snapshots = { builder: options.snapshots, artifacts, cache: store.bucket<SnapshotCacheEntry>('snapshots') };
+    const cache = store.bucket<SnapshotCacheEntry>('snapshots');
+    this.#gc = createArtifactGc({
+      artifacts,
+      revisions: this.revisions,
+      cache,
+      discardCheckpoint: hooks.discardCheckpoint,
+    });
+    if (options.snapshots) {
+      this.#snapshots = { builder: options.snapshots, artifacts, cache };
+      this.autoSnapshots = createAutoSnapshots({
+        deps: this.#snapshots,
+        revisions: this.revisions,
+        thresholdMs: options.autoSnapshotMs,
+        onReady: (rev, dir) => hooks.onSnapshotReady?.(rev, dir),
+        collect: async (digests) => void (await this.#gc.collect(digests)),
+        log: hooks.log,
+      });
+    }
   }
 
   async deploy(input: DeployInput): Promise<DeployResult> {
@@ -89,17 +124,28 @@ export class FunctionsService {
     // Checked before anything is built or recorded: a bad trigger fails the deploy with a 400.
     const triggers = await this.#hooks.triggers?.plan(config.name, resolveTriggers(files, input.overrides));
     const built = await buildArtifact(files, config);
-    const digest = await this.#artifacts.put(built.files);
-    const identity = configIdentity(digest, config);
-    const snapshot = await this.#snapshot(config, identity, { digest, files: built.files, entry: built.entry });
-    return this.#serial(config.name, async () => {
-      const result = await this.#record(config, digest, identity, built.entry, snapshot, input.canary);
-      // Also on a redeploy that made no revision: triggers belong to the function, not to a revision.
-      const changes = triggers && (await this.#hooks.triggers!.reconcile(triggers));
-      if (changes && changes.created.length + changes.updated.length + changes.deleted.length > 0)
-        result.triggers = changes;
-      return result;
-    });
+    // Held until the revision is written: a concurrent delete's collection must not remove it.
+    const held = await this.#gc.hold(() => this.#artifacts.put(built.files));
+    try {
+      const { digest } = held;
+      const identity = configIdentity(digest, config);
+      const snapshot = await this.#snapshot(config, identity, { digest, files: built.files, entry: built.entry });
+      return await this.#serial(config.name, async () => {
+        const result = await this.#record(config, digest, identity, built.entry, snapshot, input.canary);
+        // Also on a redeploy that made no revision: triggers belong to the function, not to a revision.
+        const changes = triggers && (await this.#hooks.triggers!.reconcile(triggers));
+        if (changes && changes.created.length + changes.updated.length + changes.deleted.length > 0)
+          result.triggers = changes;
+        return result;
+      });
+    } finally {
+      held.release();
+    }
+  }
+
+  /** Resolves when the file removals of deletes so far are done (tests). */
+  async collected(): Promise<void> {
+    while (this.#collecting.size > 0) await Promise.allSettled([...this.#collecting]);
   }
 
   /** The snapshot of a new node revision asked for one (not of an unchanged redeploy). */
@@ -237,11 +283,29 @@ export class FunctionsService {
     await this.#serial(name, async () => {
       await this.#find(name);
       await this.functions.delete(name);
-      for (const { key } of await this.revisions.list(`${name}/`)) await this.revisions.delete(key);
+      const removed = await this.revisions.list(`${name}/`);
+      for (const { key } of removed) await this.revisions.delete(key);
       await this.#hooks.onChange(name);
       await this.#hooks.triggers?.removeFunction(name);
       this.#hooks.onDelete?.(name);
+      // Files go once the instances using them have stopped; the delete does not wait for that.
+      const job = this.#collect(
+        name,
+        removed.map((e) => e.value),
+      );
+      this.#collecting.add(job);
+      void job.finally(() => this.#collecting.delete(job));
     });
+  }
+
+  async #collect(name: string, revisions: RevisionRecord[]): Promise<GcResult | undefined> {
+    try {
+      await this.#hooks.retired?.(name);
+      return await this.#gc.collectRevisions(revisions);
+    } catch (err) {
+      this.#hooks.log?.(`removing the files of deleted function ${name} failed: ${(err as Error).message}`);
+      return undefined;
+    }
   }
 
   async #find(name: string): Promise<FunctionRecord> {

@@ -81,9 +81,10 @@ export function resolveConfig(
 
   const cpu = fromFlags.cpu ?? fromFile.cpu;
   if (cpu !== undefined) config.cpu = cpu;
-  // Only when asked for: an unset field keeps the identity of revisions made before snapshots.
+  // `auto` (the default) is stored as unset: revisions made before snapshots keep their identity.
+  // `false` is kept, since it now opts out of automatic snapshots.
   const snapshot = fromFlags.snapshot ?? fromFile.snapshot;
-  if (snapshot) config.snapshot = snapshot;
+  if (snapshot !== undefined && snapshot !== 'auto') config.snapshot = snapshot;
 
   const handler = fromFlags.handler ?? fromFile.handler;
   const command = fromFlags.command ?? fromFile.command;

@@ -5,8 +5,8 @@ import type { NetworkMode, RolloutSettings, RuntimeKind, ScaleConfig } from '../
 import type { DeclaredTrigger } from '../triggers/types.js';
 import { parseDurationSeconds } from './duration.js';
 import { parseRolloutLayer } from './rollout-config.js';
-import { parseTriggersField } from './triggers-field.js';
 import { splitCommand } from './shell-words.js';
+import { parseTriggersField } from './triggers-field.js';
 
 /** One source of configuration (the manifest, or the overrides), checked field by field. */
 export interface ConfigLayer {
@@ -21,7 +21,7 @@ export interface ConfigLayer {
   timeout?: number;
   concurrency?: number;
   scale?: Partial<ScaleConfig>;
-  snapshot?: boolean | 'required';
+  snapshot?: boolean | 'required' | 'auto';
   /** `rollout:` fields given; null for `rollout: false`. */
   rollout?: Partial<RolloutSettings> | null;
   /** `triggers:` entries, shape-checked (their source fields are checked at deploy: docs/triggers.md). */
@@ -172,9 +172,9 @@ export function parseLayer(raw: unknown, source: LayerSource): ConfigLayer {
         break;
       }
       case 'snapshot':
-        if (value !== true && value !== false && value !== 'required')
-          fail([field], `expected true, false or "required", got ${show(value)}`);
-        layer.snapshot = value as boolean | 'required';
+        if (value !== true && value !== false && value !== 'required' && value !== 'auto')
+          fail([field], `expected true, false, "required" or "auto", got ${show(value)}`);
+        layer.snapshot = value as boolean | 'required' | 'auto';
         break;
       case 'rollout':
         layer.rollout = parseRolloutLayer(value, fail, unknown);

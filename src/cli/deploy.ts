@@ -12,7 +12,10 @@ import {
   parseMemory,
   parseNonNegativeInt,
   parsePositiveInt,
+  parsePositiveNumber,
   parseSeconds,
+  parseShare,
+  parseWholeSeconds,
 } from './options.js';
 import { packDirectory } from './pack.js';
 import { formatSnapshot } from './snapshot-format.js';
@@ -45,13 +48,41 @@ export function registerDeploy(program: Command, ctx: CliContext): void {
     .option('--min <n>', 'instances kept warm (default 0)', parseNonNegativeInt)
     .option('--max <n>', 'most instances (default 10)', parsePositiveInt)
     .option('--idle-timeout <s>', 'seconds idle before an instance stops (default 300)', parseSeconds)
+    .option('--initial <n>', 'instances started at deploy (default: --min)', parseNonNegativeInt)
+    .addOption(
+      new Option('--metric <metric>', 'what the autoscaler scales on (default concurrency)').choices([
+        'concurrency',
+        'rps',
+      ]),
+    )
+    .option(
+      '--target <n>',
+      'per instance: requests in flight (default: --concurrency) or requests/s with --metric rps (default 200)',
+      parsePositiveNumber,
+    )
+    .option('--target-utilization <share>', 'share of --target aimed at (default 0.7)', parseShare)
+    .option(
+      '--window <s>',
+      'stable window, e.g. 60 or 2m; the panic window is a tenth (default 60 s)',
+      parseWholeSeconds,
+    )
+    .option(
+      '--scale-down-delay <s>',
+      'a lower desire must hold this long before draining (default 0)',
+      parseWholeSeconds,
+    )
+    .option(
+      '--max-queue <n>',
+      "requests held per revision while instances start (default: the node's)",
+      parseNonNegativeInt,
+    )
     .addOption(
       new Option(
         '--snapshot [mode]',
-        'node: build a V8 startup snapshot of the init at deploy; "required" fails the deploy when it cannot be built',
-      ).choices(['required']),
+        'node: build a V8 startup snapshot of the init at deploy; "required" fails the deploy when it cannot be built; "auto" (the default): built in the background when init is slow',
+      ).choices(['required', 'auto']),
     )
-    .option('--no-snapshot', 'no V8 startup snapshot (overrides the manifest)')
+    .option('--no-snapshot', 'no V8 startup snapshot, not even automatic (overrides the manifest)')
     .option('--canary', "release as an automated canary (docs/traffic.md); default: as the manifest's rollout: says")
     .option('--no-canary', 'release at once even when the manifest has a rollout: block')
     .option('--json', "print the server's JSON answer");

@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
-import type { FunctionDetail, FunctionSummary } from './api-types.js';
+import type { FunctionDetail, FunctionSummary, ScaleRevisionView } from './api-types.js';
 import { formatCheckpoint } from './checkpoint-format.js';
 import { clientFor, printJson, shortDigest, withUrl } from './common.js';
 import { type CliContext, writeLine } from './context.js';
-import { formatSnapshot } from './snapshot-format.js';
+import { formatScaleConfig, formatScaleViews } from './scale-format.js';
+import { formatNoSnapshot, formatSnapshot } from './snapshot-format.js';
 import { formatAge, formatFields, formatTable } from './table.js';
 
 /** `ls`, `get` and `rm`: the read and delete side of the functions resource. */
@@ -27,9 +28,16 @@ export function registerFunctions(program: Command, ctx: CliContext): void {
     .argument('<name>', 'function name')
     .option('--json', "print the server's JSON answer");
   withUrl(get).action(async (name: string, opts: { url?: string; json?: boolean }) => {
-    const detail = await clientFor(opts, ctx).json<FunctionDetail>(`/api/v1/functions/${encodeURIComponent(name)}`);
+    const client = clientFor(opts, ctx);
+    const path = `/api/v1/functions/${encodeURIComponent(name)}`;
+    const detail = await client.json<FunctionDetail>(path);
     if (opts.json) return printJson(ctx, detail);
-    await writeLine(ctx.stdout, formatFunctionDetail(detail, ctx.now()));
+    // The autoscaler's live view; a server without the endpoint just shows none.
+    const scale = await client
+      .json<{ revisions: ScaleRevisionView[] }>(`${path}/scale`)
+      .then((r) => r.revisions)
+      .catch(() => undefined);
+    await writeLine(ctx.stdout, formatFunctionDetail(detail, ctx.now(), scale));
   });
 
   const rm = program
@@ -65,7 +73,7 @@ export function formatFunctionList(functions: FunctionSummary[], now: number): s
   );
 }
 
-export function formatFunctionDetail(d: FunctionDetail, now: number): string {
+export function formatFunctionDetail(d: FunctionDetail, now: number, scale?: ScaleRevisionView[]): string {
   const f = d.function;
   const c = d.config;
   const latestSnapshot = d.revisions.find((r) => r.id === f.latestRevision)?.snapshot;
@@ -76,9 +84,13 @@ export function formatFunctionDetail(d: FunctionDetail, now: number): string {
     ['memory', `${c.memory} MB`],
     ['timeout', `${c.timeout} s`],
     ['concurrency', String(c.concurrency)],
-    ...(latestSnapshot ? [['snapshot', formatSnapshot(latestSnapshot)] as [string, string]] : []),
+    ...(latestSnapshot
+      ? [['snapshot', formatSnapshot(latestSnapshot)] as [string, string]]
+      : formatNoSnapshot(c)
+        ? [['snapshot', formatNoSnapshot(c)!] as [string, string]]
+        : []),
     ...(latestCheckpoint ? [['criu restores', formatCheckpoint(latestCheckpoint)] as [string, string]] : []),
-    ['scale', c.scale ? `min ${c.scale.min}, max ${c.scale.max}, idle timeout ${c.scale.idleTimeout} s` : '-'],
+    ...(c.scale ? formatScaleConfig(c.scale) : [['scale', '-'] as [string, string]]),
     [
       'env',
       Object.keys(c.env ?? {})
@@ -114,6 +126,7 @@ export function formatFunctionDetail(d: FunctionDetail, now: number): string {
             formatAge(i.startedAt, now),
           ]),
         )}`,
+    ...(scale ? [formatScaleViews(scale)] : []),
   ];
   if (d.startError) sections.unshift(`CrashLoop: the latest start failed, retrying with back-off: ${d.startError}`);
   if (d.sandbox && !d.sandbox.sandboxed)

@@ -24,7 +24,7 @@ import { createRuntimeByKind } from '../runtime/by-kind.js';
 import { checkpointSubject, createCriuRuntime } from '../runtime/criu/index.js';
 import { createProcessRuntime, type Runtime } from '../runtime/index.js';
 import { createIsolateRuntime } from '../runtime/isolate/index.js';
-import { createSnapshotBuilder, withSnapshotFallback } from '../runtime/snapshot/index.js';
+import { createSnapshotBuilder, withInitReports, withSnapshotFallback } from '../runtime/snapshot/index.js';
 import { createLocalArtifactStore, createSqliteStore } from '../store/index.js';
 import {
   createTriggerManager,
@@ -72,7 +72,8 @@ export interface NimbusOptions {
   /** Async invocation defaults (retries, backoff, retention…); see src/events/types.ts. */
   async?: Partial<AsyncDefaults>;
   /** V8 snapshot builds (`snapshot: true`, docs/snapshots.md): deadline and settle time. Built only with the process runtime. */
-  snapshots?: { timeoutMs?: number; settleMs?: number };
+  /** `autoThresholdMs`: init time above which `snapshot: auto` revisions get one (default 250 ms). */
+  snapshots?: { timeoutMs?: number; settleMs?: number; autoThresholdMs?: number };
 }
 
 export interface NimbusNode {
@@ -104,7 +105,13 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   // App mode with `snapshot: true`: cold starts restore a CRIU image when CRIU works here (docs/criu.md).
   const criuRuntime = processRuntime
     ? // Node functions with a V8 snapshot restore from its blob; a blob Node refuses starts normally.
-      createCriuRuntime({ inner: withSnapshotFallback(processRuntime), dir: join(options.dataDir, 'criu') })
+      // Instances report their init time: `snapshot: auto` revisions get a snapshot when it is slow.
+      createCriuRuntime({
+        inner: withInitReports(withSnapshotFallback(processRuntime), (spec, initMs) =>
+          service.autoSnapshots?.report(spec.function, spec.revision, initMs),
+        ),
+        dir: join(options.dataDir, 'criu'),
+      })
     : undefined;
   // runtime: isolate functions run in V8 isolates in this process (docs/isolate.md); the rest in processes.
   const runtime: Runtime =
@@ -117,7 +124,11 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     );
   }
   // Snapshots restore in the process runtime only; their builds run sandboxed like its instances.
-  const snapshotBuilder = processRuntime ? createSnapshotBuilder({ ...options.snapshots }) : undefined;
+  const snapshotBuilder = processRuntime
+    ? createSnapshotBuilder({ timeoutMs: options.snapshots?.timeoutMs, settleMs: options.snapshots?.settleMs })
+    : undefined;
+  // A deleted function's revisions finish retiring here; its files are removed after that.
+  const retiring = new Map<string, Promise<unknown>>();
   const sandbox = processRuntime
     ? { sandboxed: processRuntime.sandboxed, warnings: processRuntime.warnings }
     : undefined;
@@ -154,7 +165,8 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
           referenced.length === 0
             ? new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function ${name} was deleted`)
             : undefined;
-        for (const plan of unreferenced) void manager.retire(plan.key, gone);
+        const retired = Promise.allSettled(unreferenced.map((plan) => manager.retire(plan.key, gone)));
+        if (gone) retiring.set(name, retired);
         for (const plan of referenced) manager.ensureMin(plan);
       },
       instances: (name) => liveInstances().filter((i) => i.function === name),
@@ -171,8 +183,21 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
         reconcile: (plan) => triggers.reconcile(plan),
         removeFunction: (name) => triggers.removeFunction(name),
       },
+      async retired(name) {
+        await retiring.get(name);
+        retiring.delete(name);
+      },
+      discardCheckpoint: criuRuntime ? (key) => criuRuntime.discard(key) : undefined,
+      onSnapshotReady(revision, artifactDir) {
+        // The manager's pool holds this plan object and copies its spec at every start: the next
+        // cold start restores from the blob; running instances keep the spec they started with.
+        const plan = resolver.plan(revision.function, revision.id);
+        if (plan && revision.snapshot?.status === 'ready' && revision.snapshot.node === process.version)
+          plan.spec = { ...plan.spec, artifactDir, snapshotBlob: revision.snapshot.blob };
+      },
+      log: (line) => console.warn(`nimbus: ${line}`),
     },
-    { snapshots: snapshotBuilder },
+    { snapshots: snapshotBuilder, autoSnapshotMs: options.snapshots?.autoThresholdMs },
   );
   // Automated canaries: fed by the gateway's invocation records, steering traffic through the service.
   const rollouts = createRolloutController({
@@ -301,6 +326,9 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       // Unfinished async work stays in the queue and runs again at the next start.
       await invocations.close(options.drainTimeoutMs ?? 30_000);
       sampler.stop();
+      // Background snapshot builds and file removals finish before the store closes.
+      await service.autoSnapshots?.settled();
+      await service.collected();
       await manager.close();
       await runtime.close();
       snapshotBuilder?.close();

@@ -78,7 +78,10 @@ export interface FunctionConfig {
   rollout?: RolloutSettings;
   /**
    * V8 startup snapshot of the init (runtime node, docs/snapshots.md): `true` builds one at deploy
-   * and deploys without it when it cannot be built; `required` fails the deploy then. Unset: none.
+   * and deploys without it when it cannot be built; `required` fails the deploy then; `false`:
+   * never. Unset (`auto`, the manifest's `snapshot: auto` is stored as unset so revisions made
+   * before it keep their identity): node functions get one built in the background once a cold
+   * start's init is measured over the node's threshold. App mode: unset means no CRIU image.
    */
   snapshot?: boolean | 'required';
 }
@@ -117,8 +120,20 @@ export type RevisionSnapshot =
       guest: string;
       bytes: number;
       buildMs: number;
+      /** Set when built automatically (`snapshot: auto`) after a slow init. */
+      auto?: AutoSnapshotCause;
     }
-  | { status: 'failed'; error: string; node: string; guest: string };
+  | { status: 'failed'; error: string; node: string; guest: string; auto?: AutoSnapshotCause }
+  /** `snapshot: auto`: the measured init was under the threshold, so no snapshot is built (yet). */
+  | { status: 'skipped'; node: string; guest: string; auto: AutoSnapshotCause }
+  /** `snapshot: auto`: being built in the background; instances start the normal way meanwhile. */
+  | { status: 'building'; node: string; guest: string; auto: AutoSnapshotCause };
+
+/** Why an automatic snapshot was (or was not) built: the init a cold start measured, and the node's threshold. */
+export interface AutoSnapshotCause {
+  initMs: number;
+  thresholdMs: number;
+}
 
 /**
  * One entry of a traffic spec (Knative-shaped): a share of requests for a named revision, or for

@@ -72,6 +72,11 @@ export interface Instance {
   /** How it started (so cold starts can be counted by mode); unset means `spawn`. */
   readonly startMode?: StartMode;
   /**
+   * Milliseconds the function's own init took in this instance (module import and top-level
+   * code), when the provider knows it; unset for restores (their init ran at the snapshot build).
+   */
+  readonly initMs?: number;
+  /**
    * Sends one request to the instance. Bodies stream both ways. The returned promise rejects with
    * NimbusError NIMBUS_ERR_INSTANCE_CRASHED when the instance dies before answering; a function
    * that throws answers 500 itself (with `x-nimbus-error: NIMBUS_ERR_FUNCTION_ERROR`). Aborting

@@ -4,6 +4,7 @@
  */
 export { artifactDigest, assertArtifactPath, normalizeMode } from './artifacts/digest.js';
 export { createLocalArtifactStore, type LocalArtifactStoreOptions } from './artifacts/local-artifact-store.js';
+export { readArtifactTree } from './artifacts/read-tree.js';
 export { assertValidBucketName, assertValidKey } from './keys.js';
 export { createSqliteStore, type SqliteStoreOptions } from './sqlite/sqlite-store.js';
 export type {

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { guestFile, type SpawnContext, spawnContext } from '../process/spawn.js';
@@ -53,6 +54,12 @@ export interface CriuRuntime extends Runtime {
   status(subject: CheckpointSubject): CheckpointStatus | undefined;
   /** Resolves when the checkpoint of `key` being made (if any) is done. For tests and benches. */
   settled(key: string): Promise<void>;
+  /**
+   * Deletes the image of `key` (its revisions are gone), after a checkpoint in progress is done.
+   * Call it once no instance restored from it runs: a restored instance's root is the `root/`
+   * skeleton kept with the image.
+   */
+  discard(key: string): Promise<void>;
   stats(id: string): InstanceStats | undefined;
   freeze(id: string): Promise<boolean>;
   thaw(id: string): Promise<boolean>;
@@ -301,6 +308,12 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
     },
     async settled(key) {
       await making.get(key);
+    },
+    async discard(key) {
+      await making.get(key)?.catch(() => {});
+      failures.delete(key);
+      counts.delete(key);
+      await rm(imageDir(key), { recursive: true, force: true });
     },
     async start(spec, startOptions) {
       const key = spec.checkpoint;

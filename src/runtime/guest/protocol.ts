@@ -18,6 +18,11 @@ export interface ReadyMessage {
   error?: string;
   /** A pool cell (cell.ts) is warm and waits for its function; a second line follows. */
   cell?: boolean;
+  /**
+   * How long the function's init took in this process (importing the module and running its
+   * top-level code), in ms. Unset for restored instances: their init ran at the snapshot build.
+   */
+  initMs?: number;
 }
 
 /**

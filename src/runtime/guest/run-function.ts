@@ -30,6 +30,8 @@ export async function runFunction(): Promise<void> {
   if (!modulePath || !socketPath) failStart('NIMBUS_MODULE and NIMBUS_SOCKET must be set');
   installConsole();
   let mod: Record<string, unknown>;
+  // The init that an automatic snapshot would save (docs/snapshots.md): import + top-level code.
+  const initStarted = performance.now();
   try {
     mod = await import(pathToFileURL(modulePath).href);
   } catch (err) {
@@ -48,5 +50,6 @@ export async function runFunction(): Promise<void> {
   } catch (err) {
     failStart((err as Error).message);
   }
-  serve({ socketPath, handle: fn.handle, beforeExit: fn.settled });
+  const initMs = Math.round(performance.now() - initStarted);
+  serve({ socketPath, handle: fn.handle, beforeExit: fn.settled, initMs });
 }

@@ -72,6 +72,8 @@ export interface ServeOptions {
   handle: (req: GuestRequest, res: GuestResponse) => void;
   /** Awaited after in-flight requests finished, before exit(0) (e.g. waitUntil promises, the app). */
   beforeExit?: () => Promise<void>;
+  /** Milliseconds the function's init took (import + top-level code), reported on the readiness line. */
+  initMs?: number;
 }
 
 /**
@@ -119,7 +121,9 @@ export function serve(options: ServeOptions): void {
     // No stale socket to remove.
   }
   server.once('error', (err) => failStart(`Cannot listen on ${options.socketPath}: ${err.message}`));
-  server.listen(options.socketPath, () => signalReady({ ready: true }));
+  server.listen(options.socketPath, () =>
+    signalReady(options.initMs === undefined ? { ready: true } : { ready: true, initMs: options.initMs }),
+  );
 
   process.once('SIGTERM', async () => {
     draining = true;

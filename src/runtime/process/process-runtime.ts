@@ -86,6 +86,8 @@ class ProcessInstance implements Instance {
   readonly spec: InstanceSpec;
   readonly pid?: number;
   readonly startMode: StartMode;
+  /** The init time the guest reported on its readiness line (automatic snapshots use it). */
+  initMs?: number;
   state: InstanceState = 'starting';
   #channel: Channel;
   #explain: (err: unknown) => Promise<unknown>;
@@ -317,7 +319,8 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Proce
           tail: () => entry.tail,
         });
         begin?.();
-        await ready;
+        const message = await ready;
+        if (typeof message.initMs === 'number') entry.instance.initMs = message.initMs;
       } catch (err) {
         const stopped = entry.stopRequested;
         killGroup(child.pid, 'SIGKILL');

@@ -147,9 +147,9 @@ export interface ReadyWait {
  * reports an error, exits first, the timeout passes or `signal` aborts (miniflare's readiness race).
  * The caller kills the process on rejection.
  */
-export function waitReady(child: ChildProcess, wait: ReadyWait): Promise<void> {
+export function waitReady(child: ChildProcess, wait: ReadyWait): Promise<ReadyMessage> {
   const pipe = child.stdio[3] as Readable;
-  return new Promise<void>((resolve, reject) => {
+  return new Promise<ReadyMessage>((resolve, reject) => {
     let text = '';
     const fail = (message: string, cause?: unknown) => {
       cleanup();
@@ -169,7 +169,7 @@ export function waitReady(child: ChildProcess, wait: ReadyWait): Promise<void> {
       }
       if (!msg.ready) return fail(msg.error ?? 'The instance reported it cannot start');
       cleanup();
-      resolve();
+      resolve(msg);
     };
     const onExit = (code: number | null, sig: string | null) =>
       fail(`The instance ${code !== null ? `exited with code ${code}` : `was killed by ${sig}`} before it was ready`);
