@@ -108,3 +108,28 @@ export interface InstanceWindow {
   startError?: string;
   sandbox?: { sandboxed: boolean; warnings: string[] };
 }
+
+/** One live revision in `GET /api/v1/functions/NAME/scale` (docs/autoscaling.md, "Seeing it"). */
+export interface ScaleRevisionView {
+  revision: string;
+  metric: 'concurrency' | 'rps';
+  target: number;
+  targetUtilization: number;
+  /** The minimum in force now (raised while a scheduled-warming window is open). */
+  min: number;
+  max: number;
+  scheduled?: { min: number; until: string };
+  desired: number;
+  ready: number;
+  starting: number;
+  draining: number;
+  panic: boolean;
+  observed: {
+    concurrency: { stable: number | null; panic: number | null; now: number };
+    rps: { stable: number | null; panic: number | null };
+    extraDemand: number;
+  };
+  queue: { length: number; limit: number };
+  reason?: string;
+  decidedAt?: string;
+}

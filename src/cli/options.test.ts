@@ -8,8 +8,11 @@ import {
   collectHeader,
   parseMemory,
   parsePort,
+  parsePositiveNumber,
   parseSeconds,
+  parseShare,
   parseSince,
+  parseWholeSeconds,
 } from './options.js';
 
 describe('flag parsers', () => {
@@ -70,6 +73,52 @@ describe('buildOverrides', () => {
   it('rejects --min above --max as a usage error', () => {
     assert.throws(() => buildOverrides({ min: 3, max: 2 }), UsageError);
     assert.deepEqual(buildOverrides({ min: 2, max: 2 }), { scale: { min: 2, max: 2 } });
+  });
+});
+
+describe('autoscaler flags', () => {
+  it('go under scale with the manifest names', () => {
+    assert.deepEqual(
+      buildOverrides({
+        initial: 2,
+        metric: 'rps',
+        target: 50,
+        targetUtilization: 0.5,
+        window: 120,
+        scaleDownDelay: 30,
+        maxQueue: 100,
+      }),
+      {
+        scale: {
+          initial: 2,
+          metric: 'rps',
+          target: 50,
+          targetUtilization: 0.5,
+          window: 120,
+          scaleDownDelay: 30,
+          maxQueue: 100,
+        },
+      },
+    );
+  });
+  it('rejects --initial outside --min..--max as a usage error', () => {
+    assert.throws(() => buildOverrides({ min: 2, initial: 1 }), UsageError);
+    assert.throws(() => buildOverrides({ max: 2, initial: 3 }), UsageError);
+    assert.deepEqual(buildOverrides({ min: 1, max: 3, initial: 3 }), { scale: { min: 1, max: 3, initial: 3 } });
+  });
+  it('parse durations, shares and positive numbers strictly', () => {
+    assert.equal(parseWholeSeconds('90'), 90);
+    assert.equal(parseWholeSeconds('2m'), 120);
+    assert.equal(parseWholeSeconds('1h'), 3600);
+    assert.throws(() => parseWholeSeconds('1.5m'), InvalidArgumentError);
+    assert.throws(() => parseWholeSeconds('soon'), InvalidArgumentError);
+    assert.equal(parseShare('0.7'), 0.7);
+    assert.equal(parseShare('1'), 1);
+    assert.throws(() => parseShare('70'), InvalidArgumentError);
+    assert.throws(() => parseShare('0'), InvalidArgumentError);
+    assert.equal(parsePositiveNumber('2.5'), 2.5);
+    assert.throws(() => parsePositiveNumber('0'), InvalidArgumentError);
+    assert.throws(() => parsePositiveNumber('-1'), InvalidArgumentError);
   });
 });
 

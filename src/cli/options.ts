@@ -63,9 +63,51 @@ export interface DeployFlags {
   min?: number;
   max?: number;
   idleTimeout?: number;
+  initial?: number;
+  metric?: string;
+  target?: number;
+  targetUtilization?: number;
+  /** Seconds (`--window 2m` is parsed to 120). */
+  window?: number;
+  scaleDownDelay?: number;
+  maxQueue?: number;
   /** `--snapshot` (true), `--snapshot required`, `--no-snapshot` (false). */
   snapshot?: boolean | string;
 }
+
+/** Deploy flags that go under `scale` in the manifest shape (docs/autoscaling.md), same names. */
+const SCALE_FLAGS = [
+  'min',
+  'max',
+  'idleTimeout',
+  'initial',
+  'metric',
+  'target',
+  'targetUtilization',
+  'window',
+  'scaleDownDelay',
+  'maxQueue',
+] as const;
+
+/** `--window 2m`, `--scale-down-delay 30`: whole seconds, or a duration in s, m or h. */
+export function parseWholeSeconds(raw: string): number {
+  const d = /^(\d+)(s|m|h)?$/.exec(raw);
+  if (!d) throw new InvalidArgumentError('Expected whole seconds or a duration such as 30s, 2m, 1h.');
+  return Number(d[1]) * { s: 1, m: 60, h: 3600 }[d[2] ?? 's']!;
+}
+
+/** `--target-utilization 0.7`: a share above 0, at most 1. */
+export function parseShare(raw: string): number {
+  const n = decimal(raw, 'The share', 0);
+  if (n <= 0 || n > 1) throw new InvalidArgumentError('The share must be above 0 and at most 1 (0.7 = 70%).');
+  return n;
+}
+
+export const parsePositiveNumber = (raw: string) => {
+  const n = decimal(raw, 'The value', 0);
+  if (n <= 0) throw new InvalidArgumentError('The value must be above 0.');
+  return n;
+};
 
 /**
  * The `config` query parameter of a deploy: only the fields the user gave, in manifest shape, so
@@ -87,12 +129,14 @@ export function buildOverrides(flags: DeployFlags): Record<string, unknown> {
   ] as const) {
     if (flags[key] !== undefined) out[key] = flags[key];
   }
-  const scale: Record<string, number> = {};
-  if (flags.min !== undefined) scale.min = flags.min;
-  if (flags.max !== undefined) scale.max = flags.max;
-  if (flags.idleTimeout !== undefined) scale.idleTimeout = flags.idleTimeout;
-  if (scale.min !== undefined && scale.max !== undefined && scale.min > scale.max) {
-    throw new UsageError(`--min (${scale.min}) must not exceed --max (${scale.max})`);
+  const scale: Record<string, number | string> = {};
+  for (const key of SCALE_FLAGS) if (flags[key] !== undefined) scale[key] = flags[key];
+  const { min, max, initial } = flags;
+  if (min !== undefined && max !== undefined && min > max) {
+    throw new UsageError(`--min (${min}) must not exceed --max (${max})`);
+  }
+  if (initial !== undefined && ((min !== undefined && initial < min) || (max !== undefined && initial > max))) {
+    throw new UsageError(`--initial (${initial}) must be between --min and --max`);
   }
   if (Object.keys(scale).length > 0) out.scale = scale;
   return out;
