@@ -101,13 +101,16 @@ describe('resolveConfig', () => {
     assert.throws(() => resolve(withYaml('name: 9lives\n')), { code: 'NIMBUS_ERR_INVALID_NAME' });
   });
 
-  it('reads snapshot: true / required, leaves false unset, and rejects other values', () => {
+  it('reads snapshot: true / required / false, stores auto as unset, and rejects other values', () => {
     assert.equal(resolve(withYaml('snapshot: true\n')).snapshot, true);
     assert.equal(resolve(withYaml('snapshot: false\n'), { snapshot: 'required' }).snapshot, 'required');
-    assert.equal('snapshot' in resolve(withYaml('snapshot: false\n')), false);
+    // false opts out of automatic snapshots, so it is kept; auto is the default, kept as unset.
+    assert.equal(resolve(withYaml('snapshot: false\n')).snapshot, false);
+    assert.equal('snapshot' in resolve(withYaml('snapshot: auto\n')), false);
+    assert.equal('snapshot' in resolve(withYaml('name: x\n')), false);
     assert.throws(
       () => resolve(withYaml('snapshot: yes please\n')),
-      manifestError(/snapshot: expected true, false or "required"/),
+      manifestError(/snapshot: expected true, false, "required" or "auto"/),
     );
   });
 
