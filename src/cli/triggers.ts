@@ -10,6 +10,8 @@ interface TriggerView {
   function: string;
   config: Record<string, unknown>;
   createdAt: string;
+  /** `manifest`: declared in the function's nimbus.yaml (its deploys own it); `api`: made here or through the API. */
+  origin?: 'api' | 'manifest';
   status: { healthy: boolean; lastError?: string; delivered: number; failed: number; lastEventAt?: string };
 }
 
@@ -43,11 +45,12 @@ export function registerTriggers(program: Command, ctx: CliContext): void {
     await writeLine(
       ctx.stdout,
       formatTable(
-        ['ID', 'TYPE', 'FUNCTION', 'HEALTHY', 'DELIVERED', 'FAILED', 'LAST EVENT', 'CONFIG / ERROR'],
+        ['ID', 'TYPE', 'FUNCTION', 'ORIGIN', 'HEALTHY', 'DELIVERED', 'FAILED', 'LAST EVENT', 'CONFIG / ERROR'],
         answer.triggers.map((t) => [
           t.id,
           t.type,
           t.function,
+          t.origin ?? 'api',
           t.status.healthy ? 'yes' : 'no',
           String(t.status.delivered),
           String(t.status.failed),

@@ -68,6 +68,8 @@ export function createTriggerManager(options: TriggerManagerOptions): TriggerMan
 
   const view = (spec: TriggerSpec): TriggerView => ({
     ...spec,
+    // Records from before origins were kept were all made through the API.
+    origin: spec.origin ?? 'api',
     status: running.get(spec.id)?.status ?? { healthy: false, lastError: 'not running', delivered: 0, failed: 0 },
   });
 

@@ -154,7 +154,10 @@ describe('triggers', () => {
     assert.match(out, new RegExp(`added: cli-${run} \\(interval → recorder\\)`));
     out = '';
     assert.equal(await cli('triggers', 'ls'), 0);
-    assert.match(out, new RegExp(`cli-${run}\\s+interval\\s+recorder\\s+yes\\s+0\\s+0\\s+-\\s+\\{"seconds":3600\\}`));
+    assert.match(
+      out,
+      new RegExp(`cli-${run}\\s+interval\\s+recorder\\s+api\\s+yes\\s+0\\s+0\\s+-\\s+\\{"seconds":3600\\}`),
+    );
     assert.equal(await cli('triggers', 'rm', `cli-${run}`), 0);
     out = '';
     assert.equal(await cli('triggers', 'rm', `cli-${run}`), 1);
