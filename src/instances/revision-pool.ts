@@ -78,7 +78,10 @@ export class RevisionPool {
     this.#dispatch();
     // Held requests beyond what live instances can take (all of them at zero): decide at once,
     // as Knative's activator pokes the autoscaler, instead of waiting up to a second for the tick.
-    if (this.#held.length > spareCapacity(this.#slots.values(), this.plan.concurrency))
+    // At max already, a decision could add nothing: skip it rather than run one per arrival.
+    const { ready, starting } = this.#counts();
+    const atMax = ready + starting >= this.#autoscaler.settings.max;
+    if (!atMax && this.#held.length > spareCapacity(this.#slots.values(), this.plan.concurrency))
       this.#decide(this.#deps.clock.now(), this.#autoscaler.extraDemand, true);
     else this.#actuate(this.#autoscaler.desired);
     return lease;
