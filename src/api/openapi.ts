@@ -214,9 +214,15 @@ export const openApiDocument = {
       },
       RevisionSnapshot: {
         type: 'object',
-        description: 'V8 startup snapshot of a `snapshot: true` revision (docs/snapshots.md), or why there is none',
+        description:
+          'V8 startup snapshot of a node revision (docs/snapshots.md): built at deploy (`snapshot: true`), or in the background after a slow init (`auto`, with `auto`), or why there is none',
         properties: {
-          status: { enum: ['ready', 'failed'] },
+          status: { enum: ['ready', 'failed', 'skipped', 'building'] },
+          auto: {
+            type: 'object',
+            description: '`snapshot: auto`: the init a cold start measured and the node threshold it was compared with',
+            properties: { initMs: { type: 'integer' }, thresholdMs: { type: 'integer' } },
+          },
           digest: { type: 'string' },
           blob: { type: 'string' },
           node: { type: 'string' },

@@ -25,6 +25,8 @@ export interface ServeOptions {
   logRetention?: { maxAgeMs?: number; maxRecordsPerFunction?: number; maxBytes?: number };
   /** Warm pool cells per shape (--pool-size); 0 disables it. Unset: the runtime's default. */
   poolSize?: number;
+  /** `--snapshot-auto-ms`: init time above which `snapshot: auto` revisions get a V8 snapshot. */
+  snapshots?: { autoThresholdMs?: number };
 }
 
 /** Starts the node; resolves when it has shut down. Supplied by the composition root (src/cmd). */
@@ -44,6 +46,11 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
     .option(
       '--pool-size <n>',
       'warm pre-started sandboxed processes kept for node cold starts, per memory size (default 2 when sandboxed; 0 off)',
+      parseNonNegativeInt,
+    )
+    .option(
+      '--snapshot-auto-ms <ms>',
+      'node functions whose init takes longer get a V8 snapshot built in the background (snapshot: auto; default 250)',
       parseNonNegativeInt,
     )
     .option('--nats-url <url>', 'NATS server for nats:SUBJECT async destinations (env NIMBUS_NATS_URL)')
@@ -68,6 +75,7 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
         logMaxRecords?: number;
         logMaxMb?: number;
         poolSize?: number;
+        snapshotAutoMs?: number;
       }) => {
         const envPort = ctx.env.NIMBUS_PORT;
         let port = opts.port;
@@ -100,6 +108,7 @@ export function registerServe(program: Command, ctx: CliContext, serve: ServeHoo
         if (Object.keys(retention).length > 0) options.logRetention = retention;
         if (opts.maxBody !== undefined) options.maxBodyBytes = opts.maxBody;
         if (opts.poolSize !== undefined) options.poolSize = opts.poolSize;
+        if (opts.snapshotAutoMs !== undefined) options.snapshots = { autoThresholdMs: opts.snapshotAutoMs };
         if (!serve) throw new CliError('serve is not available in this build');
         await serve(options);
       },

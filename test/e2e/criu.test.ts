@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, truncateSync } from 'node:fs';
+import { existsSync, readdirSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { formatFunctionDetail } from '../../src/cli/functions.js';
@@ -91,6 +91,14 @@ describe('CRIU restores of app-mode instances (snapshot: true)', () => {
     assert.equal(c.restores, false);
     assert.match(c.reason, support.available ? /network: none/ : /CRIU is not available/);
     assert.match(formatFunctionDetail(await detail('ckpt-egress'), Date.now()), /criu restores:\s+not used: /);
+  });
+
+  it('deleting the function removes its image once its instances have stopped', async (t) => {
+    if (!support.available) return t.skip(`criu not available: ${support.reason}`);
+    const image = findImage(node.dataDir);
+    if (!image) return t.skip('no image was made (the restore test did not get that far)');
+    assert.equal((await node.call('/api/v1/functions/ckpt', { method: 'DELETE' })).status, 200);
+    await eventually(() => !existsSync(image), 60_000, 'the image removed');
   });
 });
 
