@@ -51,7 +51,8 @@ try {
         const body = await deploy(url, fixture, {
           name,
           env: { RUN: String(i) },
-          ...(mode === 'snapshot' ? { snapshot: 'required' } : {}),
+          // plain: no automatic snapshot either (its background build would load the machine).
+          snapshot: mode === 'snapshot' ? 'required' : false,
         });
         if (body.snapshot?.status === 'ready') {
           const b = blobs.get(fixture) ?? { bytes: body.snapshot.bytes ?? 0, buildMs: [] };
