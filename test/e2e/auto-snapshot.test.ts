@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { formatFunctionDetail } from '../../src/cli/functions.js';
@@ -84,6 +84,7 @@ describe('automatic snapshots and artifact collection', () => {
 
   it('deleting a function removes its artifact and snapshot blob; a shared artifact survives', async () => {
     const dir = writeSource({ 'index.ts': 'export default { fetch: () => new Response("shared") };' });
+    const usedBefore = diskUsage(join(node.dataDir, 'artifacts', 'sha256'));
     const a = await node.deploy(dir, { name: 'share-a', snapshot: true });
     const b = await node.deploy(dir, { name: 'share-b' });
     assert.equal(a.status, 201, JSON.stringify(a.body));
@@ -102,6 +103,7 @@ describe('automatic snapshots and artifact collection', () => {
 
     assert.equal((await node.call('/api/v1/functions/share-b', { method: 'DELETE' })).status, 200);
     await eventually(() => !existsSync(artifactDir(a.body.digest)), 60_000, 'the artifact removed');
+    assert.equal(diskUsage(join(node.dataDir, 'artifacts', 'sha256')), usedBefore, 'disk usage is back');
   });
 
   it('deleting the slow function removes its automatic snapshot; the artifact goes with the last function using it', async () => {
@@ -115,3 +117,11 @@ describe('automatic snapshots and artifact collection', () => {
     await eventually(() => !existsSync(artifactDir(rev.digest)), 60_000, 'the artifact removed');
   });
 });
+
+/** Bytes of the files under `dir`. */
+function diskUsage(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true }))
+    if (entry.isFile()) total += statSync(join(entry.parentPath, entry.name)).size;
+  return total;
+}
