@@ -252,7 +252,8 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const invocations = createAsyncInvocations({
     queue,
     clock,
-    invoker: createInvoker({ resolver, manager, clock, maxBodyBytes: options.async?.maxResultBytes }),
+    // With tracing on, each attempt is a span (`async NAME`) in the trace the invocation carries.
+    invoker: createInvoker({ resolver, manager, clock, maxBodyBytes: options.async?.maxResultBytes, tracer }),
     configs: store.bucket('async-config'),
     exists: (name, tag) => resolver.resolve(name, tag) !== undefined,
     // The longest of the function's routed revisions: a tagged invocation may run any of them.

@@ -95,7 +95,7 @@ export function createAsyncInvocations(options: AsyncInvocationsOptions): AsyncI
     const response = await invoker.invoke(
       job.queue,
       { method: data.method, path: data.path, headers: data.headers, body: job.body },
-      { requestId: job.id, ...(data.tag !== undefined ? { tag: data.tag } : {}) },
+      { requestId: job.id, attempt: job.attempts, ...(data.tag !== undefined ? { tag: data.tag } : {}) },
     );
     // Shutting down: leave the job leased; the next start puts it back (its attempt counted).
     if (closed && response.platformError === 'NIMBUS_ERR_SHUTTING_DOWN') return;

@@ -1,6 +1,8 @@
 import { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.js';
 import { NimbusError, PLATFORM_ERROR_HEADER, toNimbusError } from '../core/errors.js';
+import { TRACEPARENT_HEADER } from '../core/trace-context.js';
+import type { InvocationRecord, RequestTrace } from '../gateway/gateway.js';
 import type { Resolver } from '../gateway/resolver.js';
 import type { InstanceManager, Lease } from '../instances/index.js';
 import {
@@ -36,12 +38,28 @@ export interface InvocationResponse {
 
 /** Calls a function the way the gateway does, for work that has no HTTP client waiting on it. */
 export interface Invoker {
-  /** `tag`: run the revision this tag (or revision id) names, as `/fn/NAME@TAG/` does. */
+  /**
+   * `tag`: run the revision this tag (or revision id) names, as `/fn/NAME@TAG/` does. `attempt`
+   * (1-based) goes on the attempt's span when tracing is on.
+   */
   invoke(
     name: string,
     request: InvocationRequest,
-    options?: { requestId?: string; tag?: string },
+    options?: { requestId?: string; tag?: string; attempt?: number },
   ): Promise<InvocationResponse>;
+}
+
+/**
+ * What the invoker asks of a tracer (src/observe/tracing.ts's NodeTracer): a root span per attempt,
+ * child of the stored `traceparent`, ended with the attempt's record.
+ */
+export interface AttemptTracer {
+  start(
+    name: string,
+    traceparent: string | undefined,
+    span: { name: string; kind: 'consumer'; attributes: Record<string, string | number | boolean> },
+  ): RequestTrace;
+  end(trace: RequestTrace, record: InvocationRecord): void;
 }
 
 export interface InvokerOptions {
@@ -50,6 +68,12 @@ export interface InvokerOptions {
   clock: Clock;
   /** Bytes of the response body kept. Default 256 KB. */
   maxBodyBytes?: number;
+  /**
+   * Gives each attempt its own span (`async NAME`, kind consumer, with `nimbus.attempt`), child of
+   * the invocation's stored `traceparent`; the function is told that span as its parent, and the
+   * wait / cold start / function spans hang under it as under the gateway's.
+   */
+  tracer?: AttemptTracer;
 }
 
 /**
@@ -61,85 +85,128 @@ export function createInvoker(options: InvokerOptions): Invoker {
   const { resolver, manager, clock } = options;
   const maxBody = options.maxBodyBytes ?? 256 * 1024;
 
+  /** One attempt; `marks` gets when the slot was asked for and leased, and by which instance. */
+  async function attempt(
+    name: string,
+    request: InvocationRequest,
+    opts: { requestId?: string; tag?: string },
+    marks: { askedMs?: number; leasedMs?: number; instance?: string },
+    traceparent?: string,
+  ): Promise<InvocationResponse> {
+    const started = performance.now();
+    const controller = new AbortController();
+    let cancelTimer = () => {};
+    let lease: Lease | undefined;
+    let revision: string | undefined;
+    let timedOut = false;
+    try {
+      const plan = resolver.resolve(name, opts.tag);
+      if (!plan) throw notFound(resolver, name, opts.tag);
+      revision = plan.revision;
+      const timeoutMs = plan.spec.timeoutMs;
+      const deadline = clock.now() + timeoutMs;
+      cancelTimer = clock.setTimer(() => {
+        timedOut = true;
+        controller.abort(
+          new NimbusError(
+            'NIMBUS_ERR_TIMEOUT',
+            `Function ${name} did not answer within its timeout of ${timeoutMs / 1000} s`,
+          ),
+        );
+      }, timeoutMs);
+      marks.askedMs = performance.now() - started;
+      lease = await manager.acquire(plan, controller.signal);
+      marks.leasedMs = performance.now() - started;
+      marks.instance = lease.instance.id;
+      // Lazy web objects, as the gateway uses: no web streams for a body that is bytes in hand.
+      const headers: string[] = [];
+      for (const [k, v] of Object.entries(request.headers)) {
+        const key = k.toLowerCase();
+        if (key === REQUEST_ID_HEADER || key === DEADLINE_HEADER) continue;
+        if (traceparent && key === TRACEPARENT_HEADER) continue;
+        headers.push(k, v);
+      }
+      if (traceparent) headers.push(TRACEPARENT_HEADER, traceparent);
+      if (opts.requestId) headers.push(REQUEST_ID_HEADER, opts.requestId);
+      headers.push(DEADLINE_HEADER, String(deadline));
+      const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body;
+      const signal = controller.signal;
+      const response = await lease.instance.fetch(
+        createLazyRequest({
+          method: request.method,
+          host: request.headers.host ?? request.headers.Host ?? 'localhost',
+          path: request.path,
+          headers,
+          body: hasBody ? Readable.from([Buffer.from(request.body!)]) : null,
+          signal: () => signal,
+        }),
+        { signal },
+      );
+      const parts = takeLazyResponseParts(response);
+      const { body, truncated } = parts ? await readPushed(parts.body, maxBody) : await readBounded(response, maxBody);
+      const responseHeaders = parts ? flatten(parts.headers) : Object.fromEntries(response.headers);
+      const out: InvocationResponse = {
+        status: parts?.status ?? response.status,
+        headers: responseHeaders,
+        body,
+        truncated,
+        revision,
+        cold: lease.cold,
+        durationMs: performance.now() - started,
+      };
+      const tag = responseHeaders[PLATFORM_ERROR_HEADER];
+      if (tag) out.platformError = tag;
+      return out;
+    } catch (err) {
+      const error = toNimbusError(controller.signal.aborted ? controller.signal.reason : err);
+      const body = Buffer.from(JSON.stringify(error.toJSON()));
+      return {
+        status: error.status,
+        headers: { 'content-type': 'application/json', [PLATFORM_ERROR_HEADER]: error.code },
+        body,
+        truncated: false,
+        platformError: error.code,
+        revision,
+        cold: lease?.cold ?? false,
+        durationMs: performance.now() - started,
+      };
+    } finally {
+      cancelTimer();
+      lease?.release({ recycle: timedOut });
+    }
+  }
+
+  const { tracer } = options;
   return {
     async invoke(name, request, opts = {}) {
-      const started = performance.now();
-      const controller = new AbortController();
-      let cancelTimer = () => {};
-      let lease: Lease | undefined;
-      let revision: string | undefined;
-      let timedOut = false;
-      try {
-        const plan = resolver.resolve(name, opts.tag);
-        if (!plan) throw notFound(resolver, name, opts.tag);
-        revision = plan.revision;
-        const timeoutMs = plan.spec.timeoutMs;
-        const deadline = clock.now() + timeoutMs;
-        cancelTimer = clock.setTimer(() => {
-          timedOut = true;
-          controller.abort(
-            new NimbusError(
-              'NIMBUS_ERR_TIMEOUT',
-              `Function ${name} did not answer within its timeout of ${timeoutMs / 1000} s`,
-            ),
-          );
-        }, timeoutMs);
-        lease = await manager.acquire(plan, controller.signal);
-        // Lazy web objects, as the gateway uses: no web streams for a body that is bytes in hand.
-        const headers: string[] = [];
-        for (const [k, v] of Object.entries(request.headers)) {
-          const key = k.toLowerCase();
-          if (key !== REQUEST_ID_HEADER && key !== DEADLINE_HEADER) headers.push(k, v);
-        }
-        if (opts.requestId) headers.push(REQUEST_ID_HEADER, opts.requestId);
-        headers.push(DEADLINE_HEADER, String(deadline));
-        const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body;
-        const signal = controller.signal;
-        const response = await lease.instance.fetch(
-          createLazyRequest({
-            method: request.method,
-            host: request.headers.host ?? request.headers.Host ?? 'localhost',
-            path: request.path,
-            headers,
-            body: hasBody ? Readable.from([Buffer.from(request.body!)]) : null,
-            signal: () => signal,
-          }),
-          { signal },
-        );
-        const parts = takeLazyResponseParts(response);
-        const { body, truncated } = parts
-          ? await readPushed(parts.body, maxBody)
-          : await readBounded(response, maxBody);
-        const responseHeaders = parts ? flatten(parts.headers) : Object.fromEntries(response.headers);
-        const out: InvocationResponse = {
-          status: parts?.status ?? response.status,
-          headers: responseHeaders,
-          body,
-          truncated,
-          revision,
-          cold: lease.cold,
-          durationMs: performance.now() - started,
-        };
-        const tag = responseHeaders[PLATFORM_ERROR_HEADER];
-        if (tag) out.platformError = tag;
-        return out;
-      } catch (err) {
-        const error = toNimbusError(controller.signal.aborted ? controller.signal.reason : err);
-        const body = Buffer.from(JSON.stringify(error.toJSON()));
-        return {
-          status: error.status,
-          headers: { 'content-type': 'application/json', [PLATFORM_ERROR_HEADER]: error.code },
-          body,
-          truncated: false,
-          platformError: error.code,
-          revision,
-          cold: lease?.cold ?? false,
-          durationMs: performance.now() - started,
-        };
-      } finally {
-        cancelTimer();
-        lease?.release({ recycle: timedOut });
-      }
+      if (!tracer) return attempt(name, request, opts, {});
+      const trace = tracer.start(name, request.headers[TRACEPARENT_HEADER], {
+        name: `async ${name}`,
+        kind: 'consumer',
+        attributes: {
+          'nimbus.attempt': opts.attempt ?? 1,
+          ...(opts.tag !== undefined ? { 'nimbus.tag': opts.tag } : {}),
+        },
+      });
+      const marks: { askedMs?: number; leasedMs?: number; instance?: string } = {};
+      const response = await attempt(name, request, opts, marks, trace.traceparent);
+      const record: InvocationRecord = {
+        requestId: opts.requestId ?? '',
+        function: name,
+        status: response.status,
+        durationMs: response.durationMs,
+        cold: response.cold,
+        egressBytes: 0,
+        traceId: trace.traceId,
+        ...(response.revision ? { revision: response.revision } : {}),
+        ...(marks.instance ? { instance: marks.instance } : {}),
+        ...(response.platformError ? { error: response.platformError } : {}),
+        ...(marks.askedMs !== undefined
+          ? { wait: { fromMs: marks.askedMs, toMs: marks.leasedMs ?? response.durationMs } }
+          : {}),
+      };
+      tracer.end(trace, record);
+      return response;
     },
   };
 }

@@ -20,8 +20,18 @@ export interface TracingOptions {
  * the OpenTelemetry SDK. `shutdown` exports what is still buffered.
  */
 export interface NodeTracer extends GatewayTracer {
+  /** `span`: another root span than `gateway NAME` (e.g. an async attempt: `async NAME`, consumer). */
+  start(name: string, traceparent: string | undefined, span?: SpanOptions): RequestTrace;
   onStart(event: { id: string; ok: boolean; durationMs: number }): void;
   shutdown(): Promise<void>;
+}
+
+/** The root span of a traced unit of work that is not a gateway request. */
+export interface SpanOptions {
+  name: string;
+  /** `consumer`: work taken from a queue (OpenTelemetry's messaging convention). Default `server`. */
+  kind?: 'server' | 'consumer';
+  attributes?: Record<string, string | number | boolean>;
 }
 
 interface ActiveTrace extends RequestTrace {
@@ -55,7 +65,7 @@ export function createTracer(options: TracingOptions): NodeTracer {
   const epochNow = () => performance.timeOrigin + performance.now();
 
   return {
-    start(name, header) {
+    start(name, header, as) {
       const parent = parseTraceparent(header);
       const context: Context = parent
         ? trace.setSpanContext(ROOT_CONTEXT, {
@@ -67,8 +77,12 @@ export function createTracer(options: TracingOptions): NodeTracer {
         : ROOT_CONTEXT;
       const startEpoch = epochNow();
       const span = tracer.startSpan(
-        `gateway ${name}`,
-        { kind: SpanKind.SERVER, startTime: startEpoch, attributes: { 'faas.name': name } },
+        as?.name ?? `gateway ${name}`,
+        {
+          kind: as?.kind === 'consumer' ? SpanKind.CONSUMER : SpanKind.SERVER,
+          startTime: startEpoch,
+          attributes: { 'faas.name': name, ...as?.attributes },
+        },
         context,
       );
       const sc = span.spanContext();

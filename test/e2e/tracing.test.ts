@@ -1,36 +1,7 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { APPS, eventually, readJson, startTestNode, type TestNode } from '../support/nimbus.js';
-
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  startTimeUnixNano: string;
-  endTimeUnixNano: string;
-  attributes: { key: string; value: Record<string, unknown> }[];
-}
-
-/** A real OTLP/HTTP receiver: POST /v1/traces with the exporter's JSON encoding. */
-async function startReceiver(): Promise<{ server: Server; url: string; spans: OtlpSpan[]; paths: string[] }> {
-  const spans: OtlpSpan[] = [];
-  const paths: string[] = [];
-  const server = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    paths.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
-    const body = JSON.parse(Buffer.concat(chunks).toString()) as {
-      resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[];
-    };
-    for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, paths };
-}
+import { type OtlpSpan, startReceiver } from '../support/otlp-receiver.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const CALLER_SPAN = '00f067aa0ba902b7';
@@ -114,7 +85,12 @@ describe('traces', () => {
         60_000,
         'the async invocation to succeed',
       );
-      assert.equal(view.request.headers.traceparent, JSON.parse(view.result.body).headers.traceparent);
+      // Tracing is on: the function's parent is the attempt's span (`async echo`), in the stored trace.
+      const [, storedTrace, storedSpan] = view.request.headers.traceparent.split('-');
+      const [, seenTrace, seenSpan] = JSON.parse(view.result.body).headers.traceparent.split('-');
+      assert.equal(seenTrace, storedTrace);
+      const attempt = await eventually(() => receiver.spans.find((s) => s.spanId === seenSpan), 30_000, 'attempt span');
+      assert.deepEqual([attempt?.name, attempt?.parentSpanId], ['async echo', storedSpan]);
       return view.request.headers.traceparent as string;
     };
     assert.equal(await seenBy(withTrace), given, 'the caller’s trace context reaches the function');
