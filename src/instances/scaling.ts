@@ -86,7 +86,7 @@ export class RevisionAutoscaler {
       {
         ready,
         starting,
-        stable: stable[s.metric] ?? (panicValue === null ? null : 0),
+        stable: stable[s.metric],
         panic: panicValue,
         lastActiveAt: this.collector.lastActiveAt(now),
         extraDemand,
