@@ -90,6 +90,8 @@ export function createAutoSnapshots(options: AutoSnapshotOptions): AutoSnapshots
     const config = { ...rev.config, snapshot: true as const };
     const made = await snapshotRevision(deps, { config, digest: rev.digest, files, entry: rev.entry! });
     const snapshot: RevisionSnapshot = isAuto ? { ...made, auto } : made;
+    // Found before the record says ready, so the plan follows the record without a gap.
+    const blobDir = made.status === 'ready' ? await deps.artifacts.localPath(made.digest) : undefined;
     const written = await write(key, snapshot);
     if (made.status === 'failed') log(`automatic snapshot of ${key} failed: ${made.error}`);
     if (!written) {
@@ -97,8 +99,8 @@ export function createAutoSnapshots(options: AutoSnapshotOptions): AutoSnapshots
       if (made.status === 'ready') await options.collect([made.digest]);
       return;
     }
-    if (made.status === 'ready') {
-      options.onReady(written, await deps.artifacts.localPath(made.digest));
+    if (made.status === 'ready' && blobDir) {
+      options.onReady(written, blobDir);
       if (old && old !== made.digest) await options.collect([old]);
     }
   };
@@ -116,7 +118,9 @@ export function createAutoSnapshots(options: AutoSnapshotOptions): AutoSnapshots
       const auto = { initMs, thresholdMs };
       if (what === 'skip') {
         const versions = { node: deps.builder.nodeVersion, guest: deps.builder.guestVersion };
-        await write(key, { status: 'skipped', ...versions, auto });
+        const written = await write(key, { status: 'skipped', ...versions, auto });
+        // A blob of another Node that a fast init no longer warrants rebuilding: it goes.
+        if (written && rev.snapshot?.status === 'ready') await options.collect([rev.snapshot.digest]);
         return;
       }
       const job = queue.then(() => build(key, rev, auto));
