@@ -29,6 +29,8 @@ export interface DeployResult {
   percent?: number;
   /** The canary rollout the deploy started. */
   rollout?: { canary: string; percent: number; settings: { steps: number[]; interval: number } };
+  /** Manifest triggers the deploy created, updated or deleted (docs/triggers.md); set when any changed. */
+  triggers?: { created: string[]; updated: string[]; deleted: string[] };
 }
 
 /** A revision's CRIU checkpoint as the API reports it (runtime/criu CheckpointStatus). */

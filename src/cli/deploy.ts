@@ -149,6 +149,12 @@ async function deploy(dir: string, opts: DeployOptions, ctx: CliContext): Promis
   // On stderr with the progress lines: a failed snapshot is a warning, the deploy itself worked.
   if (result.snapshot) await writeLine(stderr, `snapshot: ${formatSnapshot(result.snapshot)}`);
   if (result.checkpoint) await writeLine(stderr, `criu restores: ${formatCheckpoint(result.checkpoint)}`);
+  if (result.triggers) {
+    const parts = (['created', 'updated', 'deleted'] as const)
+      .filter((k) => result.triggers![k].length > 0)
+      .map((k) => `${k} ${result.triggers![k].join(', ')}`);
+    await writeLine(ctx.stdout, `triggers: ${parts.join('; ')}`);
+  }
 }
 
 function describeRelease(result: DeployResult): string {

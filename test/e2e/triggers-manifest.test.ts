@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { eventually, startTestNode, type TestNode, writeSource } from '../support/nimbus.js';
+import { cli } from '../support/traffic.js';
 
 const code = `export default { fetch: async (r) => Response.json({ type: r.headers.get('ce-type'), id: r.headers.get('ce-id') }) };`;
 const source = (manifest: string) => writeSource({ 'index.js': code, 'nimbus.yaml': manifest });
@@ -88,8 +89,13 @@ triggers:
     assert.equal(body.triggers.deleted.length, 3);
     assert.equal((await trigger('ticker-tick')).status, 404);
     assert.deepEqual(await ids(), ['by-hand']);
-    const again = await node.deploy(withTriggers);
-    assert.equal(again.body.triggers.created.length, 3);
+    // Through the CLI: the deploy says what it changed, `triggers ls` shows who owns each.
+    const deployed = await cli(node.url, 'deploy', withTriggers);
+    assert.equal(deployed.code, 0, deployed.stderr);
+    assert.match(deployed.stdout, /^triggers: created ticker-tick, ticker-nightly, ticker-interval-[0-9a-f]{8}$/m);
+    const listed = await cli(node.url, 'triggers', 'ls');
+    assert.match(listed.stdout, /by-hand\s+interval\s+ticker\s+api\s/);
+    assert.match(listed.stdout, /ticker-nightly\s+cron\s+ticker\s+manifest\s/);
     assert.equal((await trigger('by-hand')).status, 200, 'the API trigger survived both redeploys');
   });
 
