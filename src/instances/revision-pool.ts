@@ -28,8 +28,9 @@ export interface PoolDeps {
 /**
  * The instances of one revision and the requests waiting for them: the autoscaler's actuator and
  * the activator. Requests take a slot on the least-loaded ready instance; when none is free they
- * are held in arrival order, up to the queue bound (then NIMBUS_ERR_OVERLOADED, 503). Each tick
- * the revision's autoscaler decides how many instances are wanted; the pool starts that many, or
+ * are held in arrival order, up to the queue bound (then NIMBUS_ERR_OVERLOADED, 503). Each tick,
+ * and at once when held requests outgrow the spare capacity, the revision's autoscaler decides
+ * how many instances are wanted; the pool starts that many, or
  * drains the surplus: a drained instance takes no new request and stops once its requests are
  * done (at the latest after the function's timeout).
  */
