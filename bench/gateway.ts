@@ -59,6 +59,12 @@ function descendantsOf(pid: number, pattern: RegExp): number[] {
     .map((r) => r.pid);
 }
 
+const GUEST = /guest\/(function|cell)\.mjs/;
+// bwrap's own command line names the guest file too: only a `node` process is the guest.
+const isGuest = (pid: number) =>
+  readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'node' &&
+  GUEST.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' '));
+
 function wrk(url: string, pids: Record<string, number>): WrkResult {
   const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuOf(pid)]));
   const out = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url], { encoding: 'utf8' });
@@ -85,9 +91,15 @@ async function nimbusTarget(root: string, extraArgs: string[] = []) {
   });
   const url = `${nimbus.url}/fn/hello/`;
   await fetch(url).then((r) => r.text());
-  // A fresh guest runs guest/function.mjs; one made from a warm pool cell runs guest/cell.mjs, and
-  // spare cells wait beside it: the one serving is the one that has used CPU (the warm-up request).
-  const guest = descendantsOf(nimbus.child.pid!, /guest\/(function|cell)\.mjs/).sort((a, b) => cpuOf(b) - cpuOf(a))[0];
+  // The serving instance's process as the API reports it (bwrap's when sandboxed; the guest's Node
+  // runs below it). Spare warm pool cells run the same guest/cell.mjs beside it and a fresh one
+  // has used more CPU (its boot) than the warm-up request: only the API tells them apart.
+  const listed = (await fetch(`${nimbus.url}/api/v1/functions/hello/instances`).then((r) => r.json())) as {
+    instances?: { pid?: number }[];
+  };
+  const pid = listed.instances?.find((i) => i.pid)?.pid;
+  if (!pid) throw new Error(`no instance pid in ${JSON.stringify(listed)}`);
+  const guest = isGuest(pid) ? pid : descendantsOf(pid, GUEST)[0];
   if (!guest) throw new Error('no guest process found');
   return { url, child: nimbus.child, pids: { gateway: nimbus.child.pid!, guest } };
 }

@@ -6,6 +6,7 @@ import type { InstanceManager, Lease } from '../instances/index.js';
 import { createLazyRequest, type LazyResponseParts, takeLazyResponseParts } from '../runtime/channel/index.js';
 import { DEADLINE_HEADER, REQUEST_ID_HEADER } from '../runtime/types.js';
 import { BodyLimit } from './body-limit.js';
+import { createDeadlines, type Deadline } from './deadlines.js';
 import { HOP_BY_HOP_HEADERS } from './hop-by-hop.js';
 import { sendPlatformError } from './platform-error.js';
 import type { Resolver } from './resolver.js';
@@ -74,6 +75,7 @@ const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'host']);
 
 export function createGateway(options: GatewayOptions): Gateway {
   const { resolver, manager, clock } = options;
+  const deadlines = createDeadlines(clock);
   const maxBody = options.maxBodyBytes ?? 6 * 1024 * 1024;
   let inFlight = 0;
   const idleWaiters: (() => void)[] = [];
@@ -87,7 +89,6 @@ export function createGateway(options: GatewayOptions): Gateway {
   ): Promise<void> {
     const requestId = randomUUID();
     const started = performance.now();
-    res.setHeader(REQUEST_ID_HEADER, requestId);
     const record: InvocationRecord = {
       requestId,
       function: name,
@@ -103,8 +104,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     inFlight++;
     let lease: Lease | undefined;
     const controller = new AbortController();
-    let cancelTimer = () => {};
-    const limiter = new BodyLimit(maxBody);
+    let deadlineEntry: Deadline | undefined;
+    // Made only for a request with a body (a Transform per GET cost ≈ 1 µs).
+    let limiter: BodyLimit | undefined;
     const onClose = () => {
       if (!res.writableFinished) controller.abort(new Error('client closed the connection'));
     };
@@ -118,29 +120,32 @@ export function createGateway(options: GatewayOptions): Gateway {
 
       const timeoutMs = plan.spec.timeoutMs;
       const deadline = clock.now() + timeoutMs;
-      cancelTimer = clock.setTimer(() => controller.abort(timeoutError(name, timeoutMs)), timeoutMs);
+      deadlineEntry = deadlines.add(timeoutMs, () => controller.abort(timeoutError(name, timeoutMs)));
 
       record.wait = { fromMs: performance.now() - started, toMs: 0 };
       lease = await manager.acquire(plan, controller.signal);
       record.wait.toMs = performance.now() - started;
       record.cold = lease.cold;
       record.instance = lease.instance.id;
+      if (req.method !== 'GET' && req.method !== 'HEAD') limiter = new BodyLimit(maxBody);
       const request = toRequest(req, path, requestId, deadline, limiter, controller.signal, trace?.traceparent);
       const response = await lease.instance.fetch(request, { signal: controller.signal });
       record.status = response.status;
       const parts = takeLazyResponseParts(response);
-      if (parts) await writeParts(res, parts);
-      else await writeResponse(res, response, controller.signal);
+      if (parts) await writeParts(res, parts, requestId);
+      else await writeResponse(res, response, controller.signal, requestId);
     } catch (err) {
       if (record.wait && record.wait.toMs === 0) record.wait.toMs = performance.now() - started;
       const reason = controller.signal.aborted ? controller.signal.reason : err;
-      const error = limiter.exceeded ? tooLarge(maxBody) : toNimbusError(reason);
+      const error = limiter?.exceeded ? tooLarge(maxBody) : toNimbusError(reason);
       record.error = error.code;
       record.status = error.status;
-      if (!res.headersSent) sendPlatformError(res, error);
-      else res.destroy(error);
+      if (!res.headersSent) {
+        res.setHeader(REQUEST_ID_HEADER, requestId);
+        sendPlatformError(res, error);
+      } else res.destroy(error);
     } finally {
-      cancelTimer();
+      if (deadlineEntry) deadlines.cancel(deadlineEntry);
       res.off('close', onClose);
       // A timed-out instance may be stuck in a loop: stop it once its other requests finish.
       lease?.release({ recycle: record.error === 'NIMBUS_ERR_TIMEOUT' });
@@ -163,6 +168,9 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
 }
 
+// Hop-by-hop headers a lazy response may carry (the channel drops connection and transfer-encoding).
+const DROPPED = ['host', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection'];
+
 // The gateway sets these itself: a client's own values must not reach the function.
 const FORWARDED = new Set(['x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-for']);
 
@@ -175,7 +183,7 @@ function toRequest(
   path: string,
   requestId: string,
   deadline: number,
-  limiter: BodyLimit,
+  limiter: BodyLimit | undefined,
   signal: AbortSignal,
   traceparent?: string,
 ): Request {
@@ -190,13 +198,12 @@ function toRequest(
   headers.push('x-forwarded-host', host, 'x-forwarded-proto', 'http');
   if (req.socket.remoteAddress) headers.push('x-forwarded-for', req.socket.remoteAddress);
   headers.push(REQUEST_ID_HEADER, requestId, DEADLINE_HEADER, String(deadline));
-  const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
   return createLazyRequest({
     method: req.method ?? 'GET',
     host,
     path,
     headers,
-    body: hasBody ? req.pipe(limiter) : null,
+    body: limiter ? req.pipe(limiter) : null,
     signal: () => signal,
   });
 }
@@ -206,13 +213,15 @@ function toRequest(
  * write (res.end), else each chunk as it comes (the first one is never held back), honouring the
  * client's back-pressure. An abort reaches the body as an error through the channel.
  */
-function writeParts(res: ServerResponse, { status, headers, body }: LazyResponseParts): Promise<void> {
-  delete headers.host;
-  delete headers['keep-alive'];
-  delete headers.upgrade;
-  delete headers.te;
-  delete headers.trailer;
-  delete headers['proxy-connection'];
+function writeParts(
+  res: ServerResponse,
+  { status, headers, body }: LazyResponseParts,
+  requestId: string,
+): Promise<void> {
+  for (const key of DROPPED) if (headers[key] !== undefined) delete headers[key];
+  // In the object given to writeHead, not by setHeader beforehand: a response with no headers set
+  // yet takes node:http's fast path (the function's own value, if it sent one, wins as before).
+  headers[REQUEST_ID_HEADER] ??= requestId;
   res.writeHead(status, headers as Record<string, string | string[]>);
   if (!body) {
     res.end();
@@ -242,13 +251,19 @@ function writeParts(res: ServerResponse, { status, headers, body }: LazyResponse
   });
 }
 
-async function writeResponse(res: ServerResponse, response: Response, signal: AbortSignal): Promise<void> {
+async function writeResponse(
+  res: ServerResponse,
+  response: Response,
+  signal: AbortSignal,
+  requestId: string,
+): Promise<void> {
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((value, key) => {
     if (key !== 'set-cookie' && !HOP_BY_HOP.has(key)) headers[key] = value;
   });
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) headers['set-cookie'] = cookies;
+  headers[REQUEST_ID_HEADER] ??= requestId;
   res.writeHead(response.status, headers);
   if (!response.body) return void res.end();
   // Stream chunk by chunk, honouring the client's back-pressure.

@@ -3,6 +3,7 @@ import type { InvocationRecord } from '../gateway/gateway.js';
 import type { ScaleView } from '../instances/scaling.js';
 import type { InstanceInfo } from '../instances/types.js';
 import type { ResourceSample } from './instance-sampler.js';
+import { CounterFamily, type CounterSeries, HistogramFamily, type HistogramSeries } from './series.js';
 
 /** What the metrics read at scrape time (gauges), so nothing is kept twice. */
 export interface MetricsSources {
@@ -40,25 +41,44 @@ export function createMetrics(sources: MetricsSources): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'nimbus_node_' });
 
-  const invocations = new Counter({
-    name: 'nimbus_invocations_total',
-    help: 'Requests served through the gateway, by status code class and whether they waited for a cold start',
-    labelNames: ['function', 'revision', 'status', 'cold'],
-    registers: [registry],
-  });
+  // The request path's two metrics update plain numbers (series.ts), read only when scraped.
+  const invocations = new CounterFamily(
+    'nimbus_invocations_total',
+    'Requests served through the gateway, by status code class and whether they waited for a cold start',
+    registry,
+  );
   const errors = new Counter({
     name: 'nimbus_invocation_errors_total',
     help: 'Failed requests: kind "function" (the function answered 5xx) or "platform" (Nimbus answered, code says why)',
     labelNames: ['function', 'kind', 'code'],
     registers: [registry],
   });
-  const duration = new Histogram({
-    name: 'nimbus_invocation_duration_seconds',
-    help: 'Gateway time per request, from arrival to the end of the response',
-    labelNames: ['function', 'revision'],
-    buckets: DURATION_BUCKETS,
-    registers: [registry],
-  });
+  const duration = new HistogramFamily(
+    'nimbus_invocation_duration_seconds',
+    'Gateway time per request, from arrival to the end of the response',
+    registry,
+    DURATION_BUCKETS,
+  );
+  /** The series one revision's requests update, found with two map lookups and no label objects. */
+  interface RevisionSeries {
+    duration: HistogramSeries;
+    /** By status class × 2 + cold (status codes are three digits: a handful of entries). */
+    invocations: (CounterSeries | undefined)[];
+  }
+  const byFunction = new Map<string, Map<string, RevisionSeries>>();
+  const seriesOf = (fn: string, revision: string): RevisionSeries => {
+    let revisions = byFunction.get(fn);
+    if (!revisions) {
+      revisions = new Map();
+      byFunction.set(fn, revisions);
+    }
+    let series = revisions.get(revision);
+    if (!series) {
+      series = { duration: duration.series({ function: fn, revision }), invocations: [] };
+      revisions.set(revision, series);
+    }
+    return series;
+  };
   const coldStarts = new Counter({
     name: 'nimbus_cold_starts_total',
     help: 'Instance starts, by start mode and outcome',
@@ -150,13 +170,21 @@ export function createMetrics(sources: MetricsSources): Metrics {
         errors.inc({ function: '', kind: 'platform', code: r.error });
         return;
       }
-      invocations.inc({
-        function: r.function,
-        revision,
-        status: `${Math.floor(r.status / 100)}xx`,
-        cold: String(r.cold),
-      });
-      duration.observe({ function: r.function, revision }, r.durationMs / 1000);
+      const series = seriesOf(r.function, revision);
+      const statusClass = Math.floor(r.status / 100);
+      const index = statusClass * 2 + (r.cold ? 1 : 0);
+      let counter = series.invocations[index];
+      if (!counter) {
+        counter = invocations.series({
+          function: r.function,
+          revision,
+          status: `${statusClass}xx`,
+          cold: String(r.cold),
+        });
+        series.invocations[index] = counter;
+      }
+      counter.value++;
+      duration.observe(series.duration, r.durationMs / 1000);
       if (r.error) errors.inc({ function: r.function, kind: 'platform', code: r.error });
       else if (r.status >= 500) errors.inc({ function: r.function, kind: 'function', code: '' });
     },

@@ -54,8 +54,14 @@ let localIds = 0;
  * local one. Not randomUUID: loading node:crypto costs ≈ 15 ms of every cold start.
  */
 function requestIdOf(req: GuestRequest): string {
-  const id = req.headers[REQUEST_ID_HEADER];
-  return typeof id === 'string' && id ? id : `local-${process.pid}-${++localIds}`;
+  // From rawHeaders: `req.headers` would build (and keep) a whole header object per request.
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const key = raw[i]!;
+    if (key.length === REQUEST_ID_HEADER.length && key.toLowerCase() === REQUEST_ID_HEADER && raw[i + 1])
+      return raw[i + 1]!;
+  }
+  return `local-${process.pid}-${++localIds}`;
 }
 
 function fail(res: GuestResponse, err: unknown): void {

@@ -5,6 +5,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { type LoadedFunction, loadFunction } from './handler.js';
+import { installLightResponse } from './light-response.js';
 import { installConsole } from './logging.js';
 import { ENV_KEYS_VAR } from './protocol.js';
 import { failStart, serve } from './serve.js';
@@ -29,6 +30,7 @@ export async function runFunction(): Promise<void> {
   } = process.env;
   if (!modulePath || !socketPath) failStart('NIMBUS_MODULE and NIMBUS_SOCKET must be set');
   installConsole();
+  installLightResponse();
   let mod: Record<string, unknown>;
   // The init that an automatic snapshot would save (docs/snapshots.md): import + top-level code.
   const initStarted = performance.now();

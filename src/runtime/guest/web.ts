@@ -1,4 +1,5 @@
 import { createLazyRequest } from './lazy-request.js';
+import { lightParts } from './light-response.js';
 import { DEADLINE_HEADER } from './protocol.js';
 import type { GuestRequest, GuestResponse } from './serve.js';
 
@@ -12,9 +13,13 @@ const HIDDEN = new Set([DEADLINE_HEADER, 'connection', 'keep-alive']);
 export function toRequest(req: GuestRequest, res: GuestResponse): Request {
   const headers: string[] = [];
   const raw = req.rawHeaders;
+  // The first `host`, as node:http's req.headers has it (read here: req.headers is built on use).
+  let host: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
+    const key = raw[i]!.toLowerCase();
     // The deadline and our hop's connection headers are the platform's business, not the function's.
-    if (HIDDEN.has(raw[i]!.toLowerCase())) continue;
+    if (HIDDEN.has(key)) continue;
+    if (host === undefined && key === 'host') host = raw[i + 1];
     headers.push(raw[i]!, raw[i + 1]!);
   }
   const method = req.method ?? 'GET';
@@ -33,7 +38,7 @@ export function toRequest(req: GuestRequest, res: GuestResponse): Request {
   };
   return createLazyRequest({
     method,
-    host: req.headers.host ?? 'localhost',
+    host: host ?? 'localhost',
     path: req.url ?? '/',
     headers,
     body: method !== 'GET' && method !== 'HEAD' ? req : null,
@@ -71,6 +76,12 @@ function knownBody(response: Response): string | Uint8Array | undefined {
  * in one write; a stream is passed on chunk by chunk with back-pressure (never buffered whole).
  */
 export async function sendResponse(res: GuestResponse, response: Response): Promise<void> {
+  const light = lightParts(response);
+  if (light) {
+    res.writeHead(light.status, undefined, light.headers);
+    res.end(light.body ?? undefined);
+    return;
+  }
   const headers: string[] = [];
   // Iterating Headers yields each set-cookie on its own, so duplicates survive the flat list.
   for (const [key, value] of response.headers) headers.push(key, value);
