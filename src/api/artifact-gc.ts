@@ -22,6 +22,8 @@ export interface ArtifactGcDeps {
   cache: Bucket<SnapshotCacheEntry>;
   /** Removes the CRIU image kept under a checkpoint key (runtime/criu), when there is a CRIU runtime. */
   discardCheckpoint?(key: string): Promise<void>;
+  /** The keys of the CRIU images on disk, for `sweep`. */
+  listCheckpoints?(): Promise<string[]>;
 }
 
 /** What one collection removed. */
@@ -40,6 +42,12 @@ export interface ArtifactGc {
   collectRevisions(revisions: RevisionRecord[]): Promise<GcResult>;
   /** Collects these artifact digests where nothing references them (a replaced or orphaned blob). */
   collect(digests: string[]): Promise<GcResult>;
+  /**
+   * Collects every stored artifact no revision references and that is older than `minAgeMs`
+   * (a deploy's snapshot build puts its blob before the revision names it), and every CRIU image
+   * no revision uses: what deletes before collection existed, or a node killed mid-way, left.
+   */
+  sweep(minAgeMs: number, now?: number): Promise<GcResult>;
 }
 
 /** Every artifact digest a revision references: its own and its snapshot's. */
@@ -56,13 +64,19 @@ export function createArtifactGc(deps: ArtifactGcDeps): ArtifactGc {
     return next;
   };
 
-  const run = (digests: string[], checkpoints: string[]): Promise<GcResult> =>
-    locked(async () => {
+  const run = (digests: string[], checkpoints: string[] | 'all', minAge?: { ms: number; now: number }) =>
+    locked(async (): Promise<GcResult> => {
+      const candidates = minAge
+        ? ((await deps.artifacts.list?.()) ?? [])
+            .filter((a) => minAge.now - a.storedAt >= minAge.ms)
+            .map((a) => a.digest)
+        : digests;
+      const images = checkpoints === 'all' ? ((await deps.listCheckpoints?.()) ?? []) : checkpoints;
       const live = (await deps.revisions.list()).map((e) => e.value);
       const referenced = new Set(live.flatMap(digestsOf));
       const liveKeys = new Set(live.map((r) => checkpointKey(r)).filter((k) => k !== undefined));
       const result: GcResult = { artifacts: [], checkpoints: [] };
-      for (const digest of new Set(digests)) {
+      for (const digest of new Set(candidates)) {
         if (referenced.has(digest) || held.has(digest)) continue;
         await deps.artifacts.delete(digest);
         result.artifacts.push(digest);
@@ -72,7 +86,7 @@ export function createArtifactGc(deps: ArtifactGcDeps): ArtifactGc {
         for (const { key, value } of await deps.cache.list()) if (gone.has(value.digest)) await deps.cache.delete(key);
       }
       if (deps.discardCheckpoint)
-        for (const key of new Set(checkpoints)) {
+        for (const key of new Set(images)) {
           if (liveKeys.has(key)) continue;
           await deps.discardCheckpoint(key);
           result.checkpoints.push(key);
@@ -103,5 +117,6 @@ export function createArtifactGc(deps: ArtifactGcDeps): ArtifactGc {
         revisions.map((r) => checkpointKey(r)).filter((k): k is string => k !== undefined),
       ),
     collect: (digests) => run(digests, []),
+    sweep: (minAgeMs, now = Date.now()) => run([], 'all', { ms: minAgeMs, now }),
   };
 }

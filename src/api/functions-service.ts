@@ -56,6 +56,8 @@ export interface ServiceHooks {
   retired?(name: string): Promise<void>;
   /** Removes a CRIU image (runtime/criu) no revision uses any more. */
   discardCheckpoint?(key: string): Promise<void>;
+  /** The keys of the CRIU images on disk (for `sweep`). */
+  listCheckpoints?(): Promise<string[]>;
   /** An automatic snapshot of a revision is ready: later starts restore from `artifactDir`. */
   onSnapshotReady?(revision: RevisionRecord, artifactDir: string): void;
   /** A line for the node's log. */
@@ -104,6 +106,7 @@ export class FunctionsService {
       revisions: this.revisions,
       cache,
       discardCheckpoint: hooks.discardCheckpoint,
+      listCheckpoints: hooks.listCheckpoints,
     });
     if (options.snapshots) {
       this.#snapshots = { builder: options.snapshots, artifacts, cache };
@@ -141,6 +144,16 @@ export class FunctionsService {
     } finally {
       held.release();
     }
+  }
+
+  /**
+   * Removes stored artifacts, snapshot blobs and CRIU images that no revision references (left by
+   * deletes made before collection existed, or by a node killed before it collected). Artifacts
+   * younger than `minAgeMs` (default 1 h) stay: a deploy's snapshot build stores its blob before
+   * the revision names it.
+   */
+  async sweep(minAgeMs = 3_600_000): Promise<GcResult> {
+    return this.#gc.sweep(minAgeMs);
   }
 
   /** Resolves when the file removals of deletes so far are done (tests). */

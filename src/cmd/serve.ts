@@ -188,6 +188,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
         retiring.delete(name);
       },
       discardCheckpoint: criuRuntime ? (key) => criuRuntime.discard(key) : undefined,
+      listCheckpoints: criuRuntime ? () => criuRuntime.images() : undefined,
       onSnapshotReady(revision, artifactDir) {
         // The manager's pool holds this plan object and copies its spec at every start: the next
         // cold start restores from the blob; running instances keep the spec they started with.
@@ -306,6 +307,14 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const url = `http://${host}:${address.port}`;
 
   for (const plan of resolver.plans()) manager.ensureMin(plan);
+  // Files no revision references (deletes before collection existed, a crash mid-way) go, in the background.
+  const swept = service
+    .sweep()
+    .then((r) => {
+      if (r.artifacts.length + r.checkpoints.length > 0)
+        console.warn(`nimbus: removed ${r.artifacts.length} unused artifacts and ${r.checkpoints.length} CRIU images`);
+    })
+    .catch((err) => console.warn(`nimbus: sweeping unused artifacts failed: ${(err as Error).message}`));
   // Rollouts that were running when the node stopped resume, their current step observed afresh.
   await rollouts.start();
   await invocations.start();
@@ -330,6 +339,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       // Background snapshot builds and file removals finish before the store closes.
       await service.autoSnapshots?.settled();
       await service.collected();
+      await swept;
       await manager.close();
       await runtime.close();
       snapshotBuilder?.close();

@@ -76,6 +76,11 @@ export interface ArtifactStore {
    */
   localPath(digest: string): Promise<string>;
   delete(digest: string): Promise<void>;
+  /**
+   * Optional: every stored digest with when it was stored (epoch ms), for the sweep of
+   * unreferenced artifacts (src/api/artifact-gc.ts).
+   */
+  list?(): Promise<{ digest: string; storedAt: number }[]>;
 }
 
 export interface ArtifactFile {

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { guestFile, type SpawnContext, spawnContext } from '../process/spawn.js';
@@ -60,6 +60,8 @@ export interface CriuRuntime extends Runtime {
    * skeleton kept with the image.
    */
   discard(key: string): Promise<void>;
+  /** The keys of the images kept on disk (for the sweep of images no revision uses). */
+  images(): Promise<string[]>;
   stats(id: string): InstanceStats | undefined;
   freeze(id: string): Promise<boolean>;
   thaw(id: string): Promise<boolean>;
@@ -308,6 +310,11 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
     },
     async settled(key) {
       await making.get(key);
+    },
+    async images() {
+      const names = await readdir(options.dir).catch(() => [] as string[]);
+      // In-progress dumps are `KEY.new-…`; only finished images count.
+      return names.filter((n) => /^[A-Za-z0-9_-]+$/.test(n));
     },
     async discard(key) {
       await making.get(key)?.catch(() => {});

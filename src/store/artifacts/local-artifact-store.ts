@@ -82,6 +82,23 @@ export function createLocalArtifactStore(options: LocalArtifactStoreOptions): Ar
       return pathOf(digest);
     },
 
+    async list() {
+      let names: string[];
+      try {
+        names = await readdir(root);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw err;
+      }
+      const out: { digest: string; storedAt: number }[] = [];
+      for (const digest of names.filter((n) => DIGEST_RE.test(n))) {
+        // The directory's mtime: when its last entry was written, just before the rename into place.
+        const info = await stat(pathOf(digest)).catch(() => undefined);
+        if (info?.isDirectory()) out.push({ digest, storedAt: info.mtimeMs });
+      }
+      return out;
+    },
+
     async delete(digest) {
       if (!(await exists(digest))) return;
       // Move it out of sight first, so no reader sees a half-deleted artifact.
