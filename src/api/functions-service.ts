@@ -129,10 +129,16 @@ export class FunctionsService {
     const built = await buildArtifact(files, config);
     // Held until the revision is written: a concurrent delete's collection must not remove it.
     const held = await this.#gc.hold(() => this.#artifacts.put(built.files));
+    let releaseSnapshot: (() => void) | undefined;
     try {
       const { digest } = held;
       const identity = configIdentity(digest, config);
-      const snapshot = await this.#snapshot(config, identity, { digest, files: built.files, entry: built.entry });
+      const { snapshot, release } = await this.#snapshot(config, identity, {
+        digest,
+        files: built.files,
+        entry: built.entry,
+      });
+      releaseSnapshot = release;
       return await this.#serial(config.name, async () => {
         const result = await this.#record(config, digest, identity, built.entry, snapshot, input.canary);
         // Also on a redeploy that made no revision: triggers belong to the function, not to a revision.
@@ -143,6 +149,7 @@ export class FunctionsService {
       });
     } finally {
       held.release();
+      releaseSnapshot?.();
     }
   }
 
@@ -166,17 +173,27 @@ export class FunctionsService {
     config: FunctionConfig,
     identity: string,
     built: { digest: string; files: ArtifactFile[]; entry?: string },
-  ): Promise<RevisionSnapshot | undefined> {
-    if (!config.snapshot || config.runtime !== 'node' || !built.entry) return undefined;
+  ): Promise<{ snapshot?: RevisionSnapshot; release?: () => void }> {
+    if (!config.snapshot || config.runtime !== 'node' || !built.entry) return {};
     if (!this.#snapshots) {
       const error = 'This node does not build snapshots (its runtime is not the process runtime)';
       if (config.snapshot === 'required') throw new NimbusError('NIMBUS_ERR_SNAPSHOT_FAILED', error);
-      return { status: 'failed', error, node: process.version, guest: '' };
+      return { snapshot: { status: 'failed', error, node: process.version, guest: '' } };
     }
     const current = await this.functions.get(config.name);
     const latest = current && (await this.revisions.get(`${config.name}/${current.value.latestRevision}`));
-    if (latest && latest.value.identity === identity) return undefined;
-    return snapshotRevision(this.#snapshots, { config, digest: built.digest, files: built.files, entry: built.entry });
+    if (latest && latest.value.identity === identity) return {};
+    const input = { config, digest: built.digest, files: built.files, entry: built.entry };
+    // A cached blob of a just-deleted function may be collected before this revision names it: it
+    // is held under the collection's lock until the revision is written, and made again if it went.
+    for (let attempt = 0; ; attempt++) {
+      const snapshot = await snapshotRevision(this.#snapshots, input);
+      if (snapshot.status !== 'ready') return { snapshot };
+      const { digest } = snapshot;
+      const held = await this.#gc.hold(async () => ((await this.#artifacts.has(digest)) ? digest : ''));
+      if (held.digest || attempt > 0) return { snapshot, release: held.release };
+      held.release();
+    }
   }
 
   async #record(
