@@ -45,6 +45,8 @@ export interface ProcessRuntimeOptions {
 export interface ProcessRuntime extends Runtime {
   /** True when instances run in bubblewrap with cgroup limits. */
   readonly sandboxed: boolean;
+  /** True when sandboxed instances also run under the seccomp filter (sandbox/seccomp.ts). */
+  readonly seccomp: boolean;
   /** What is missing from the sandbox on this machine (also printed once at start). */
   readonly warnings: string[];
   /** CPU, memory and pids of a live instance, from its cgroup (or /proc unsandboxed). */
@@ -305,6 +307,7 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Proce
   return {
     name: 'process',
     sandboxed,
+    seccomp: sandbox.isolated && sandbox.seccomp,
     warnings: sandbox.warnings,
     async start(spec, startOptions = {}) {
       const signal = startOptions.signal;

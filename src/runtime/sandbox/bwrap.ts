@@ -38,6 +38,11 @@ export interface BwrapSpec {
    * as the calling (unprivileged) user in a user namespace of its own.
    */
   dropTo?: { uid: number; gid: number; setprivPath: string };
+  /**
+   * Descriptor of the compiled seccomp filter (seccomp.ts). bwrap loads it last, after its own
+   * namespace and mount setup, just before it execs the command (setpriv, then the guest).
+   */
+  seccompFd?: number;
 }
 
 /**
@@ -67,6 +72,7 @@ export function bwrapArgs(spec: BwrapSpec): string[] {
     'nimbus',
     // setpriv needs these two to change user; it drops them (and all others) before the exec.
     ...(drop ? ['--cap-add', 'CAP_SETUID', '--cap-add', 'CAP_SETGID'] : []),
+    ...(spec.seccompFd !== undefined ? ['--seccomp', String(spec.seccompFd)] : []),
   ];
   // The private /tmp first: a host path under /tmp that must be visible (a runtime installed in a
   // checkout under /tmp, say) is then bound on top of it instead of being hidden by it.

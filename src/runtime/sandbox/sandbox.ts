@@ -11,6 +11,7 @@ import { delimiter, join } from 'node:path';
 import { bwrapArgs, type FdBind, INSIDE, launchCommand } from './bwrap.js';
 import { type CgroupHost, type InstanceCgroup, openCgroups } from './cgroups.js';
 import { type InstanceLimits, type LimitOptions, limitsFor } from './limits.js';
+import { buildSeccompFilter, encodeFilter, seccompUnsupported } from './seccomp.js';
 import { prefixToBind, resolveProgram, SANDBOX_PATH, type SystemMount, systemMounts } from './system-paths.js';
 
 export interface SandboxOptions {
@@ -22,6 +23,8 @@ export interface SandboxOptions {
   tmpSizeMb?: number;
   /** User that instances run as when Nimbus runs as root. Default nobody (65534). */
   user?: { uid: number; gid: number };
+  /** Load the seccomp filter (seccomp.ts) into every instance. Default true; false only to measure it. */
+  seccomp?: boolean;
   limits?: LimitOptions;
 }
 
@@ -61,6 +64,8 @@ export interface Sandbox {
   readonly isolated: boolean;
   /** Instances run in cgroups with limits. */
   readonly limited: boolean;
+  /** Instances run under the seccomp filter (seccomp.ts). */
+  readonly seccomp: boolean;
   /** What is missing, one sentence each; empty when fully sandboxed. */
   readonly warnings: string[];
   /** The uid the instance runs as on the host (owner of its socket dir), when Nimbus is root. */
@@ -144,6 +149,15 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
       bwrapPath = undefined;
     }
   }
+  // The filter is written once and opened per instance (bwrap reads its descriptor to the end).
+  let seccompFile: string | undefined;
+  if (bwrapPath && options.seccomp !== false) {
+    const file = join(etcDir, 'seccomp.bpf');
+    writeFileSync(file, encodeFilter(buildSeccompFilter()));
+    const reason = seccompUnsupported() ?? probe(bwrapPath, user, system, files, tmpSizeBytes, file);
+    if (reason) warnings.push(`Instances run WITHOUT a seccomp filter: ${reason}`);
+    else seccompFile = file;
+  }
   let cgroups: CgroupHost | undefined;
   if (!off) {
     const opened = openCgroups();
@@ -155,6 +169,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
   return {
     isolated: bwrapPath !== undefined,
     limited: cgroups !== undefined,
+    seccomp: seccompFile !== undefined,
     warnings,
     uid: user?.uid,
     limitsFor: (memoryMb, cpu) => limitsFor(memoryMb, cpu, options.limits),
@@ -191,6 +206,8 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
         bind(req.artifactDir, INSIDE.code);
         bind(req.guestDir, INSIDE.guest);
         bind(req.runDir, INSIDE.run, true);
+        if (seccompFile) fds.push(openSync(seccompFile, 'r'));
+        const seccompFd = seccompFile ? STDIO_BASE + fds.length - 1 : undefined;
         const node = prefixToBind(req.nodePath, system);
         const prefixes = new Set<string>();
         if (node.bind) prefixes.add(node.bind);
@@ -218,6 +235,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
           files,
           binds,
           dropTo: user,
+          seccompFd,
         } as const;
         return {
           wrap: (argv) =>
@@ -258,7 +276,10 @@ function probe(
   system: SystemMount[],
   files: { source: string; dest: string }[],
   tmpSizeBytes: number,
+  /** Also load this seccomp filter: does this bubblewrap know --seccomp, and does setpriv run under it. */
+  seccompFile?: string,
 ): string | undefined {
+  const fd = seccompFile ? openSync(seccompFile, 'r') : undefined;
   const args = bwrapArgs({
     argv: ['/bin/true'],
     cwd: '/',
@@ -268,10 +289,21 @@ function probe(
     files,
     binds: [],
     dropTo: user,
+    seccompFd: fd === undefined ? undefined : STDIO_BASE,
   });
   const { command, args: full } = launchCommand({ bwrapPath, bwrapArgs: args, procsFiles: [] });
-  const result = spawnSync(command, full, { encoding: 'utf8', timeout: 10_000, env: { PATH: '/usr/bin:/bin' } });
+  let result: ReturnType<typeof spawnSync>;
+  try {
+    result = spawnSync(command, full, {
+      encoding: 'utf8',
+      timeout: 10_000,
+      env: { PATH: '/usr/bin:/bin' },
+      stdio: ['ignore', 'pipe', 'pipe', 'ignore', ...(fd === undefined ? [] : [fd])],
+    });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
   if (result.status === 0) return undefined;
-  const why = (result.stderr || result.error?.message || `exit code ${result.status}`).trim().split('\n')[0];
-  return `bubblewrap cannot create a sandbox here (${why})`;
+  const why = (String(result.stderr) || result.error?.message || `exit code ${result.status}`).trim().split('\n')[0];
+  return seccompFile ? `bubblewrap cannot load it here (${why})` : `bubblewrap cannot create a sandbox here (${why})`;
 }
