@@ -75,11 +75,13 @@ export function createAsyncInvocations(options: AsyncInvocationsOptions): AsyncI
     return s === undefined ? d.maxEventAgeMs : s * 1000;
   };
 
+  const concurrencyLimit = (name: string) => cfg(name).concurrency ?? d.concurrency;
+
   const dispatcher = createDispatcher({
     queue,
     clock,
     run,
-    limit: (name) => cfg(name).concurrency ?? d.concurrency,
+    limit: (name) => concurrencyLimit(name),
     visibilityMs: (name) => (options.timeoutMs(name) ?? 60_000) + d.leaseMarginMs,
   });
 
@@ -259,6 +261,7 @@ export function createAsyncInvocations(options: AsyncInvocationsOptions): AsyncI
     },
     counts: (name) => queue.counts(name),
     depth: (name) => queue.depth(name),
+    concurrencyLimit,
     async deadLetters(name, limit = 100) {
       return (await queue.list({ queue: name, state: 'dead', limit })).map(toView);
     },

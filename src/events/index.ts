@@ -9,6 +9,7 @@ export {
 } from './async-invocations.js';
 export { type NatsPublish, parseDestination } from './destinations.js';
 export { createInvoker, type InvocationRequest, type InvocationResponse, type Invoker } from './invoker.js';
+export { createQueueDemand, type QueueDemand } from './queue-demand.js';
 export type {
   AsyncConfig,
   AsyncDefaults,

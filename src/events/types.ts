@@ -110,6 +110,8 @@ export interface AsyncInvocations {
    * cheap enough to poll each scaling tick: what an autoscaler adds to its in-flight requests.
    */
   depth(name: string): Promise<QueueDepth>;
+  /** How many of the function's async invocations may run at once (its `concurrency` setting). */
+  concurrencyLimit(name: string): number;
   /** Dead-lettered invocations of a function (its DLQ), newest first. */
   deadLetters(name: string, limit?: number): Promise<InvocationView[]>;
   /** Re-queues dead invocations (all, or the given ids) with attempts reset. Returns the ids. */

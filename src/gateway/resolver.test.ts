@@ -66,6 +66,10 @@ describe('store resolver', () => {
     random = 0.95;
     assert.equal(r.resolve('f')?.revision, 'r3');
     assert.equal(r.resolve('nope'), undefined);
+    // Each revision's share of untagged traffic (async backlog is attributed by it).
+    assert.equal(r.share(r.plan('f', 'r1')!), 0.9);
+    assert.equal(r.share(r.plan('f', 'r3')!), 0.1);
+    assert.equal(r.share(r.plan('f', 'r2')!), 0, 'a revision without traffic');
   });
 
   it('resolves tags and revision ids, routed to or not', async () => {

@@ -38,6 +38,8 @@ export interface StoreResolver extends Resolver {
   plans(): RevisionPlan[];
   /** The plan of one revision of a function, routed to or not (undefined when unknown). */
   plan(name: string, revision: string): RevisionPlan | undefined;
+  /** The fraction (0–1) of the function's untagged traffic that goes to this revision. */
+  share(plan: RevisionPlan): number;
 }
 
 /**
@@ -162,6 +164,13 @@ export function createStoreResolver(deps: {
     },
     plans: () => [...table.values()].flatMap(referencedOf),
     plan: (name, revision) => table.get(name)?.byRevision.get(revision),
+    share(plan) {
+      const route = table.get(plan.function);
+      const i = route ? route.weighted.indexOf(plan) : -1;
+      if (!route || i === -1) return 0;
+      const total = route.weights.reduce((a, b) => a + b, 0);
+      return total > 0 ? route.weights[i]! / total : 0;
+    },
     async load() {
       for (const { key } of await deps.functions.list()) {
         const route = await read(key);
