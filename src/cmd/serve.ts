@@ -9,7 +9,14 @@ import { packDirectory } from '../cli/pack.js';
 import { systemClock } from '../core/clock.js';
 import { NimbusError } from '../core/errors.js';
 import { packageRoot } from '../core/package-root.js';
-import { type AsyncDefaults, createAsyncEndpoint, createAsyncInvocations, createInvoker } from '../events/index.js';
+import {
+  type AsyncDefaults,
+  createAsyncEndpoint,
+  createAsyncInvocations,
+  createInvoker,
+  createQueueDemand,
+  type QueueDemand,
+} from '../events/index.js';
 import { createNatsPublisher } from '../events/nats-publisher.js';
 import { createGateway, createStoreResolver, sendPlatformError } from '../gateway/index.js';
 import { createInstanceManager, type RevisionPlan } from '../instances/index.js';
@@ -132,10 +139,13 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const sandbox = processRuntime
     ? { sandboxed: processRuntime.sandboxed, warnings: processRuntime.warnings }
     : undefined;
+  let queueDemand: QueueDemand | undefined;
   const manager = createInstanceManager({
     runtime,
     clock,
     freezeAfterMs: options.freezeAfterMs,
+    // Async backlog counts as load on the revisions that async work is routed to, by traffic share.
+    extraDemand: (plan) => (queueDemand ? queueDemand.demand(plan.function) * resolver.share(plan) : 0),
     onLog: (r) => logs.append(r),
     onStart: (e) => {
       metrics.onStart(e);
@@ -318,6 +328,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   // Rollouts that were running when the node stopped resume, their current step observed afresh.
   await rollouts.start();
   await invocations.start();
+  queueDemand = createQueueDemand({ invocations, functions: () => resolver.plans().map((p) => p.function) });
   await triggers.start();
   const examples = options.examples && resolver.plans().length === 0 ? await deployExamples(service) : [];
 
@@ -333,6 +344,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       await Promise.race([gateway.idle(), delay(options.drainTimeoutMs ?? 30_000)]);
       await rollouts.close();
       await triggers.close();
+      queueDemand?.stop();
       // Unfinished async work stays in the queue and runs again at the next start.
       await invocations.close(options.drainTimeoutMs ?? 30_000);
       sampler.stop();
