@@ -45,26 +45,31 @@ export function createUsageMeter(options: { path: string; flushMs?: number }): U
     ON CONFLICT (function, hour) DO UPDATE SET invocations = invocations + @invocations, billed_mb_ms = billed_mb_ms + @mbMs,
       cold_starts = cold_starts + @cold, egress_bytes = egress_bytes + @egress`);
   // Integer MB·ms keeps the sums exact; GB-seconds are derived when read (1 GB = 1024 MB).
-  let pending = new Map<
-    string,
-    { function: string; hour: number; invocations: number; mbMs: number; cold: number; egress: number }
-  >();
+  type Row = { function: string; hour: number; invocations: number; mbMs: number; cold: number; egress: number };
+  // Each function's row of the current hour, found by name alone (no key string per event); rows
+  // of an hour that ended wait in `done` for the next flush.
+  let pending = new Map<string, Row>();
+  let done: Row[] = [];
   const flush = db.transaction(() => {
     const rows = pending;
+    const ended = done;
     pending = new Map();
+    done = [];
+    for (const row of ended) upsert.run(row);
     for (const row of rows.values()) upsert.run(row);
   });
-  const timer = setInterval(() => pending.size > 0 && flush(), options.flushMs ?? 1000);
+  const dirty = () => pending.size > 0 || done.length > 0;
+  const timer = setInterval(() => dirty() && flush(), options.flushMs ?? 1000);
   timer.unref();
 
   return {
     record(e) {
-      const hour = Math.floor(e.time / HOUR) * HOUR;
-      const key = `${e.function}\n${hour}`;
-      let row = pending.get(key);
-      if (!row) {
+      const hour = e.time - (e.time % HOUR);
+      let row = pending.get(e.function);
+      if (!row || row.hour !== hour) {
+        if (row) done.push(row);
         row = { function: e.function, hour, invocations: 0, mbMs: 0, cold: 0, egress: 0 };
-        pending.set(key, row);
+        pending.set(e.function, row);
       }
       row.invocations++;
       row.mbMs += e.memoryMb * Math.max(1, Math.ceil(e.durationMs));
@@ -72,7 +77,7 @@ export function createUsageMeter(options: { path: string; flushMs?: number }): U
       row.egress += e.egressBytes ?? 0;
     },
     query(q) {
-      if (pending.size > 0) flush();
+      if (dirty()) flush();
       const where: string[] = [];
       const args: unknown[] = [];
       if (q.function) {
@@ -99,7 +104,7 @@ export function createUsageMeter(options: { path: string; flushMs?: number }): U
     },
     close() {
       clearInterval(timer);
-      if (pending.size > 0) flush();
+      if (dirty()) flush();
       db.close();
     },
   };

@@ -47,6 +47,7 @@ test('anything else builds the real Response, and errors are thrown where they w
   assert.equal(d.bodyUsed, false);
   assert.equal(d.statusText, '');
   assert.equal(Object.prototype.toString.call(d), '[object Response]');
+  assert.equal(d.constructor.name, 'Response');
   assert.equal(new R(new ReadableStream({ start: (ctl) => ctl.close() })).status, 200);
 });
 

@@ -96,16 +96,16 @@ export class LightResponse {
     if (parts) (this as Light)[kParts] = parts;
     else (this as Light)[kReal] = new GlobalResponse(body as ResponseBody, init as ResponseInit);
   }
-
-  // Real Responses (fetch's, Response.json()'s) are Responses too; a subclass checks as usual.
-  // `this` is the class `instanceof` was asked about: LightResponse itself or a subclass.
-  static [Symbol.hasInstance](value: unknown): boolean {
-    // biome-ignore lint/complexity/noThisInStatic: the subclass asked about, not LightResponse
-    const asked: unknown = this;
-    if (asked === LightResponse) return value instanceof GlobalResponse;
-    return Function.prototype[Symbol.hasInstance].call(asked, value);
-  }
 }
+
+// Real Responses (fetch's, Response.json()'s) are Responses too; a subclass checks as usual
+// (`this` is the class `instanceof` was asked about: LightResponse itself or a subclass).
+Object.defineProperty(LightResponse, Symbol.hasInstance, {
+  value(this: unknown, value: unknown): boolean {
+    if (this === LightResponse) return value instanceof GlobalResponse;
+    return Function.prototype[Symbol.hasInstance].call(this, value);
+  },
+});
 
 const prototype = LightResponse.prototype as unknown as Record<PropertyKey, unknown>;
 Object.defineProperties(prototype, {
@@ -147,6 +147,8 @@ for (const slot of Object.getOwnPropertySymbols(new GlobalResponse(null)))
 Object.setPrototypeOf(prototype, GlobalResponse.prototype);
 // Response.json(), .error(), .redirect() stay the real ones (they return real Responses).
 Object.setPrototypeOf(LightResponse, GlobalResponse);
+// What a function sees is called Response (`Response.name`, `response.constructor.name`).
+Object.defineProperty(LightResponse, 'name', { value: 'Response' });
 
 /** Makes LightResponse the global Response (before the function's module is imported). */
 export function installLightResponse(): void {
