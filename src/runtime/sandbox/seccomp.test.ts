@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { bwrapArgs } from './bwrap.js';
+import { createSandbox } from './sandbox.js';
 import {
   AUDIT_ARCH_X86_64,
   buildSeccompFilter,
@@ -100,5 +104,35 @@ describe('seccomp filter', () => {
     const at = args.indexOf('--seccomp');
     assert.deepEqual(args.slice(at, at + 2), ['--seccomp', '7']);
     assert.ok(at < args.indexOf('--'), 'a bwrap option, not part of the command');
+  });
+
+  it('loads in the real sandbox; a bubblewrap without --seccomp leaves instances sandboxed, with a warning', () => {
+    const real = createSandbox();
+    try {
+      assert.equal(real.isolated, true, real.warnings.join('; '));
+      assert.equal(real.seccomp, true, real.warnings.join('; '));
+    } finally {
+      real.close();
+    }
+    // A bwrap that refuses the option, as one built without it would.
+    const dir = mkdtempSync(join(tmpdir(), 'nimbus-seccomp-test-'));
+    const fake = join(dir, 'bwrap');
+    writeFileSync(
+      fake,
+      `#!/bin/sh\nfor a in "$@"; do [ "$a" = --seccomp ] && { echo "bwrap: Unknown option --seccomp" >&2; exit 1; }; done\nexec bwrap "$@"\n`,
+    );
+    chmodSync(fake, 0o755);
+    const old = createSandbox({ bwrapPath: fake });
+    try {
+      assert.equal(old.isolated, true, old.warnings.join('; '));
+      assert.equal(old.seccomp, false);
+      assert.match(
+        old.warnings.join('\n'),
+        /WITHOUT a seccomp filter: bubblewrap cannot load it here \(bwrap: Unknown option --seccomp\)/,
+      );
+    } finally {
+      old.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
