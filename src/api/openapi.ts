@@ -1,3 +1,4 @@
+import { morePaths } from './openapi-more.js';
 import { errorResponse, nameParam } from './openapi-parts.js';
 import { trafficPaths, trafficSchemas } from './openapi-traffic.js';
 
@@ -12,6 +13,7 @@ export const openApiDocument = {
   },
   paths: {
     ...trafficPaths,
+    ...morePaths,
     '/healthz': {
       get: { summary: 'Liveness', responses: { 200: { description: 'Serving' }, 503: { description: 'Draining' } } },
     },
