@@ -1,14 +1,12 @@
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { getRequestListener } from '@hono/node-server';
 import { createApi, FunctionsService } from '../api/index.js';
 import { TrafficService } from '../api/traffic-service.js';
-import { packDirectory } from '../cli/pack.js';
 import { systemClock } from '../core/clock.js';
 import { NimbusError } from '../core/errors.js';
-import { packageRoot } from '../core/package-root.js';
 import {
   type AsyncDefaults,
   createAsyncEndpoint,
@@ -18,7 +16,7 @@ import {
   type QueueDemand,
 } from '../events/index.js';
 import { createNatsPublisher } from '../events/nats-publisher.js';
-import { createGateway, createStoreResolver, sendPlatformError } from '../gateway/index.js';
+import { createGateway, createStoreResolver, sendPlatformError, splitFunctionUrl } from '../gateway/index.js';
 import { createInstanceManager, type RevisionPlan } from '../instances/index.js';
 import { createInstanceSampler } from '../observe/instance-sampler.js';
 import { createLogStore, type LogRetention, requestRecord } from '../observe/log-store.js';
@@ -42,6 +40,7 @@ import {
   rabbitmqTrigger,
   redisStreamsTrigger,
 } from '../triggers/index.js';
+import { deployExamples } from './examples.js';
 
 export interface NimbusOptions {
   /** Default 127.0.0.1. */
@@ -367,45 +366,12 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   };
 }
 
-/**
- * `/fn/NAME/a/b?q=1` → NAME and `/a/b?q=1`; `/fn/NAME?q` → NAME and `/?q`; `/fn/NAME@TAG/x` →
- * NAME, TAG and `/x` (a tag, or a revision id such as `r3`: docs/traffic.md).
- */
-export function splitFunctionUrl(url: string): { name: string; path: string; tag?: string } {
-  const rest = url.slice('/fn/'.length);
-  const end = rest.search(/[/?]/);
-  const segment = decodeURIComponent(end === -1 ? rest : rest.slice(0, end));
-  const path = end === -1 ? '/' : rest.slice(end);
-  const at = segment.indexOf('@');
-  const named = at === -1 ? { name: segment } : { name: segment.slice(0, at), tag: segment.slice(at + 1) };
-  return { ...named, path: path.startsWith('?') ? `/${path}` : path };
-}
-
 /** The longest timeout among the routed revisions of `name`, undefined when it has none. */
 function longestTimeout(plans: readonly RevisionPlan[], name: string): number | undefined {
   let longest: number | undefined;
   for (const p of plans)
     if (p.function === name && (longest === undefined || p.spec.timeoutMs > longest)) longest = p.spec.timeoutMs;
   return longest;
-}
-
-async function deployExamples(service: FunctionsService): Promise<string[]> {
-  const dir = join(packageRoot(), 'examples');
-  const names: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (!entry.isDirectory()) continue;
-    try {
-      const { revision } = await service.deploy({
-        archive: (await packDirectory(join(dir, entry.name))).archive,
-        overrides: {},
-        nameHint: entry.name,
-      });
-      names.push(revision.function);
-    } catch (err) {
-      console.error(`nimbus: example ${entry.name} did not deploy: ${(err as Error).message}`);
-    }
-  }
-  return names;
 }
 
 function delay(ms: number): Promise<void> {

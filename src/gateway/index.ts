@@ -1,3 +1,4 @@
+export { splitFunctionUrl } from './function-url.js';
 export type { Gateway, GatewayOptions, GatewayTracer, InvocationRecord, RequestTrace } from './gateway.js';
 export { createGateway } from './gateway.js';
 export { sendPlatformError } from './platform-error.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { splitFunctionUrl } from './serve.js';
+import { splitFunctionUrl } from './function-url.js';
 
 describe('splitFunctionUrl', () => {
   it('parses NAME, NAME@TAG and the path the function sees', () => {
