@@ -71,15 +71,16 @@ function createNatsTrigger(ctx: TriggerContext, config: NatsConfig): Trigger {
     nc = conn;
     // stop() may have run while we were connecting: it could not close this connection then.
     if (stop.signal.aborted) return void (await conn.close());
-    ctx.setHealthy(true);
     void (async () => {
       for await (const s of conn.status()) {
         if (s.type === 'disconnect') ctx.setHealthy(false, `disconnected from ${config.url}`);
         if (s.type === 'reconnect') ctx.setHealthy(true);
       }
     })();
-    if (config.stream) await consumeStream(conn);
-    else {
+    if (config.stream) {
+      await consumeStream(conn);
+      ctx.setHealthy(true);
+    } else {
       const sub = conn.subscribe(config.subject, { queue: config.queueGroup });
       void (async () => {
         for await (const m of sub) {
@@ -93,6 +94,9 @@ function createNatsTrigger(ctx: TriggerContext, config: NatsConfig): Trigger {
           );
         }
       })();
+      // Healthy once the server has the subscription: a message published before that is not ours.
+      await conn.flush();
+      ctx.setHealthy(true);
     }
     const err = await conn.closed();
     if (err && !stop.signal.aborted) throw err;
