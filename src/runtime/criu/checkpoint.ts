@@ -9,8 +9,10 @@
  *   /dev/null. The pipes are external; a restore plugs the new instance's output in their place.
  * - criu dump runs as the instance's user (nobody) with the capabilities it needs: this machine
  *   denies CAP_SYS_RESOURCE, without which root cannot read a nobody process's rlimits.
- * - the network must be `none` (a namespace of its own): in the host's network every restore
- *   re-binds the app's port, and the watchdogs of two restores would reach each other's app.
+ * - the copy always runs in a network namespace of its own with only loopback, also for
+ *   `network: egress`: in the host's network every restore would re-bind the app's port and two
+ *   restores' watchdogs would reach each other's app. A restored egress instance gets its outbound
+ *   network attached afterwards (network.ts); init itself runs without one.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
@@ -226,7 +228,7 @@ export async function makeCheckpoint(
     name: `ckpt-${spec.id.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 60)}`,
     memoryMb: spec.memoryMb,
     cpu: spec.cpu,
-    network: spec.network,
+    network: 'none',
     artifactDir: spec.artifactDir,
     guestDir: ctx.spawn.guestDir,
     runDir,

@@ -4,38 +4,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createProcessRuntime } from '../process/process-runtime.js';
-import type { InstanceSpec, RuntimeEvent } from '../types.js';
+import type { RuntimeEvent } from '../types.js';
 import { type CriuRuntime, createCriuRuntime, criuSupport, unsupportedReason } from './index.js';
+import { appSpecs } from './test-spec.js';
 
-const APP = join(import.meta.dirname, '..', '..', '..', 'test', 'fixtures', 'apps', 'py-app');
 const KEY = 'test-identity';
-const spec = (id: string, extra: Partial<InstanceSpec> = {}): InstanceSpec => ({
-  id,
-  function: 'py',
-  revision: 'r1',
-  kind: 'app',
-  artifactDir: APP,
-  command: ['python3', 'server.py'],
-  env: {},
-  memoryMb: 256,
-  timeoutMs: 10_000,
-  startTimeoutMs: 60_000,
-  network: 'none',
-  checkpoint: KEY,
-  ...extra,
-});
+const spec = appSpecs('py-app', KEY, 'none');
 
 describe('unsupportedReason', () => {
   const ok = { available: true, path: '/usr/local/sbin/criu' };
   it('says why a revision cannot be restored', () => {
     assert.match(
-      unsupportedReason({ kind: 'app', network: 'none' }, { available: false, reason: 'x' }, true)!,
+      unsupportedReason({ kind: 'app', network: 'none' }, { available: false, reason: 'x' }, true, true)!,
       /not available: x/,
     );
-    assert.match(unsupportedReason({ kind: 'node', network: 'none' }, ok, true)!, /app mode/);
-    assert.match(unsupportedReason({ kind: 'app', network: 'egress' }, ok, true)!, /network: none/);
-    assert.match(unsupportedReason({ kind: 'app', network: 'none' }, ok, false)!, /sandboxed/);
-    assert.equal(unsupportedReason({ kind: 'app', network: 'none' }, ok, true), undefined);
+    assert.match(unsupportedReason({ kind: 'node', network: 'none' }, ok, true, true)!, /app mode/);
+    assert.match(unsupportedReason({ kind: 'app', network: 'egress' }, ok, true, false)!, /need slirp4netns/);
+    assert.match(unsupportedReason({ kind: 'app', network: 'none' }, ok, false, true)!, /sandboxed/);
+    assert.equal(unsupportedReason({ kind: 'app', network: 'none' }, ok, true, true), undefined);
   });
 });
 
@@ -113,10 +99,7 @@ describe('CRIU runtime (real criu, sandboxed python app)', () => {
     await rt.stop('d');
   });
 
-  it('leaves egress functions and specs without checkpoint to the inner runtime', async (t) => {
-    const egress = rt.status({ kind: 'app', network: 'egress', checkpoint: 'other' })!;
-    assert.equal(egress.restores, false);
-    assert.match(egress.reason!, support.available ? /network: none/ : /not available/);
+  it('leaves specs without checkpoint to the inner runtime', async (t) => {
     assert.equal(rt.status({ kind: 'app', network: 'none' }), undefined);
     if (!support.available) return t.skip(`criu not available: ${support.reason}`);
     const plain = await rt.start(spec('e', { checkpoint: undefined }));

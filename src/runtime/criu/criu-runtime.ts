@@ -17,6 +17,7 @@ import { createSandbox, type Sandbox, type SandboxOptions, trackTempDir } from '
 import type { Instance, InstanceSpec, Runtime, RuntimeEvent } from '../types.js';
 import { type CheckpointMeta, META_FILE, makeCheckpoint } from './checkpoint.js';
 import { type CriuSupport, criuSupport } from './detect.js';
+import { findSlirp, NO_SLIRP_REASON } from './network.js';
 import { LOOPBACK_SCRIPT, type RestoredInstance, restoreInstance } from './restore.js';
 
 /** Whether a revision's cold starts are CRIU restores, as `nimbus get` shows it. */
@@ -45,6 +46,11 @@ export interface CriuRuntimeOptions {
   guestDir?: string;
   baseEnv?: Record<string, string>;
   sandbox?: SandboxOptions;
+  /**
+   * slirp4netns, which gives restored `network: egress` instances their outbound network
+   * (network.ts). Default: found on this machine; `false`: as if it were not installed (tests).
+   */
+  slirpPath?: string | false;
 }
 
 /** The CRIU runtime, with what it knows beyond the Runtime contract. */
@@ -67,16 +73,19 @@ export interface CriuRuntime extends Runtime {
   thaw(id: string): Promise<boolean>;
 }
 
-/** The reason restores cannot be used for a spec, or undefined when they can. */
+/**
+ * The reason restores cannot be used for a spec, or undefined when they can. `slirp`: whether
+ * slirp4netns is installed, which restored `network: egress` instances need for their network.
+ */
 export function unsupportedReason(
   subject: CheckpointSubject,
   support: CriuSupport,
   sandboxed: boolean,
+  slirp: boolean,
 ): string | undefined {
   if (!support.available) return `CRIU is not available: ${support.reason}`;
   if (subject.kind !== 'app') return 'CRIU restores are for app mode (node functions use V8 snapshots)';
-  if (subject.network !== 'none')
-    return 'CRIU restores need network: none (in the host network every restore would re-bind the same port)';
+  if (subject.network !== 'none' && !slirp) return NO_SLIRP_REASON;
   if (!sandboxed) return 'CRIU restores run only sandboxed (bubblewrap and cgroups)';
   return undefined;
 }
@@ -115,6 +124,9 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
     | undefined;
   let partsError: string | undefined;
   const setprivPath = ['/usr/bin/setpriv', '/bin/setpriv'].find(executable);
+  const slirpPath = options.slirpPath === false ? undefined : (options.slirpPath ?? findSlirp());
+  const unsupported = (subject: CheckpointSubject) =>
+    unsupportedReason(subject, support(), true, slirpPath !== undefined);
   const getParts = () => {
     if (parts || partsError) return parts;
     const sandbox = createSandbox(options.sandbox);
@@ -227,6 +239,7 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
       etcDir: p.etcDir,
       loopbackScript: p.loopbackScript,
       cgroup,
+      slirpPath: spec.network === 'none' ? undefined : slirpPath,
       timeoutMs: spec.startTimeoutMs ?? 10_000,
       onLine: (stream, line, requestId) =>
         emit({ type: 'log', id: spec.id, stream, line, ...(requestId ? { requestId } : {}), time: Date.now() }),
@@ -286,7 +299,7 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
       if (!subject.checkpoint) return undefined;
       const key = subject.checkpoint;
       const reason =
-        unsupportedReason(subject, support(), true) ??
+        unsupported(subject) ??
         (setprivPath ? undefined : 'setpriv (util-linux) is missing') ??
         (sandboxedHere() ? undefined : `instances are not sandboxed: ${partsError}`);
       const restoredCount = counts.get(key) ?? 0;
@@ -324,8 +337,7 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
     },
     async start(spec, startOptions) {
       const key = spec.checkpoint;
-      if (!key || unsupportedReason(spec, support(), true) || !setprivPath || !sandboxedHere())
-        return inner.start(spec, startOptions);
+      if (!key || unsupported(spec) || !setprivPath || !sandboxedHere()) return inner.start(spec, startOptions);
       const meta = readMeta(key);
       if (meta && !startOptions?.signal?.aborted) {
         try {

@@ -19,13 +19,14 @@ export interface CriuSupport {
   reason?: string;
 }
 
-/** Where criu is looked for besides PATH (scripts/install-criu.sh installs to /usr/local/sbin). */
+/** Where programs are looked for besides PATH (scripts/install-criu.sh installs to /usr/local/sbin). */
 const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
 
-function findCriu(pathEnv: string): string | undefined {
+/** An executable `name` on `pathEnv` or in the sbin directories (Nimbus may run with a user's PATH). */
+export function findProgram(name: string, pathEnv = process.env.PATH ?? ''): string | undefined {
   for (const dir of [...pathEnv.split(delimiter), ...SBIN]) {
     if (!dir) continue;
-    const file = join(dir, 'criu');
+    const file = join(dir, name);
     try {
       accessSync(file, constants.X_OK);
       return file;
@@ -38,7 +39,7 @@ function findCriu(pathEnv: string): string | undefined {
 export function detectCriu(options: { criuPath?: string; pathEnv?: string } = {}): CriuSupport {
   if (process.platform !== 'linux') return { available: false, reason: 'CRIU only runs on Linux' };
   if (process.geteuid?.() !== 0) return { available: false, reason: 'Nimbus does not run as root (CRIU needs it)' };
-  const path = options.criuPath ?? findCriu(options.pathEnv ?? process.env.PATH ?? '');
+  const path = options.criuPath ?? findProgram('criu', options.pathEnv);
   if (!path) return { available: false, reason: 'criu is not installed (scripts/install-criu.sh builds one)' };
   const version = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 5000 });
   const found = /Version:\s*(\S+)/.exec(version.stdout ?? '')?.[1];

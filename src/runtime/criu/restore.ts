@@ -15,6 +15,7 @@ import { JOIN_SCRIPT } from '../sandbox/bwrap.js';
 import type { InstanceCgroup } from '../sandbox/cgroups.js';
 import type { Instance, InstanceSpec, InstanceState } from '../types.js';
 import { type CheckpointMeta, criuErrors, IMAGE_DIR, ROOT_DIR } from './checkpoint.js';
+import { attachEgress, type Egress } from './network.js';
 
 /**
  * criu's action script for `--empty-ns net`: the network namespace of a `network: none` instance
@@ -77,7 +78,9 @@ export interface RestoredInstance extends Instance {
   readonly gone: Promise<void>;
   readonly channel: Channel;
   readonly cgroup?: InstanceCgroup;
-  /** Removes the instance's directories and cgroup (after `gone`). */
+  /** The slirp4netns giving a `network: egress` instance its outbound network. */
+  readonly egress?: Egress;
+  /** Ends the network helper, removes the instance's directories and cgroup (after `gone`). */
   cleanup(): Promise<void>;
 }
 
@@ -93,6 +96,8 @@ export interface RestoreRequest {
   etcDir: string;
   loopbackScript?: string;
   cgroup?: InstanceCgroup;
+  /** `network: egress`: attach outbound network with this slirp4netns (network.ts) before returning. */
+  slirpPath?: string;
   /** Receives each output line of the restored instance. */
   onLine(stream: 'stdout' | 'stderr', line: string, requestId?: string): void;
   timeoutMs: number;
@@ -181,6 +186,25 @@ export async function restoreInstance(req: RestoreRequest): Promise<RestoredInst
     rmSync(req.baseDir, { recursive: true, force: true });
     throw new NimbusError('NIMBUS_ERR_START_FAILED', `criu restore failed (exit ${code}): ${why}`);
   }
+  let egress: Egress | undefined;
+  if (req.slirpPath) {
+    try {
+      egress = await attachEgress({
+        slirpPath: req.slirpPath,
+        pid,
+        procsFiles: req.cgroup?.procsFiles ?? [],
+        timeoutMs: req.timeoutMs,
+      });
+    } catch (err) {
+      // The restored tree is running: end it (its cgroup removal kills every process in it).
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+      await req.cgroup?.remove();
+      rmSync(req.baseDir, { recursive: true, force: true });
+      throw new NimbusError('NIMBUS_ERR_START_FAILED', (err as Error).message);
+    }
+  }
   const channel = createChannel(join(runDir, 's.sock'), req.spec.id);
   const instance: RestoredInstance = {
     id: req.spec.id,
@@ -191,6 +215,7 @@ export async function restoreInstance(req: RestoreRequest): Promise<RestoredInst
     gone,
     channel,
     cgroup: req.cgroup,
+    egress,
     fetch(request, options) {
       if (instance.state !== 'ready' && instance.state !== 'stopping')
         return Promise.reject(
@@ -199,6 +224,7 @@ export async function restoreInstance(req: RestoreRequest): Promise<RestoredInst
       return channel.fetch(request, options?.signal ?? request.signal);
     },
     async cleanup() {
+      await egress?.close();
       await channel.close();
       await req.cgroup?.remove();
       rmSync(req.baseDir, { recursive: true, force: true });

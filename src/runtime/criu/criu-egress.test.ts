@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createProcessRuntime } from '../process/process-runtime.js';
+import type { Instance } from '../types.js';
+import { type CriuRuntime, createCriuRuntime, criuSupport, unsupportedReason } from './index.js';
+import { findSlirp, NO_SLIRP_REASON, slirpArgs } from './network.js';
+import { appSpecs } from './test-spec.js';
+
+const KEY = 'egress-identity';
+const spec = appSpecs('py-egress', KEY, 'egress');
+
+/** Host pids of the slirp4netns processes attached to the network namespace of `pid`. */
+function slirpsOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const state = /^State:\s+(\S)/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1];
+      if (argv[0]?.endsWith('slirp4netns') && argv.includes(String(pid)) && state !== 'Z') out.push(Number(entry));
+    } catch {}
+  }
+  return out;
+}
+
+const json = async (instance: Instance, path: string) =>
+  (await (await instance.fetch(new Request(`http://instance${path}`))).json()) as Record<string, unknown>;
+
+/** This machine's first non-loopback IPv4 address: the test server the instances call listens there. */
+const hostAddress = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+
+function listen(host: string, onRequest: (path: string) => string): Promise<Server> {
+  const server = createServer((req, res) => res.end(onRequest(req.url ?? '')));
+  return new Promise((resolve) => server.listen(0, host, () => resolve(server)));
+}
+const port = (s: Server) => (s.address() as AddressInfo).port;
+
+describe('slirp4netns arguments and the reason without it', () => {
+  it('attaches to the pid with host loopback off, sandboxed, ending with its exit fd', () => {
+    const args = slirpArgs(42);
+    assert.deepEqual(args.slice(-2), ['42', 'tap0']);
+    for (const a of ['--configure', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', '--exit-fd=3'])
+      assert.ok(args.includes(a), a);
+    const ok = { available: true, path: '/usr/local/sbin/criu' };
+    assert.equal(unsupportedReason({ kind: 'app', network: 'egress' }, ok, true, false), NO_SLIRP_REASON);
+    assert.equal(unsupportedReason({ kind: 'app', network: 'egress' }, ok, true, true), undefined);
+    assert.equal(unsupportedReason({ kind: 'app', network: 'none' }, ok, true, false), undefined);
+  });
+});
+
+describe('CRIU restores of network: egress apps (real criu and slirp4netns)', () => {
+  const support = criuSupport();
+  const slirp = findSlirp();
+  let dir: string;
+  let rt: CriuRuntime;
+  let outside: Server;
+  let loopback: Server;
+  const hits: string[] = [];
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nimbus-criu-egress-'));
+    rt = createCriuRuntime({ inner: createProcessRuntime({ poolSize: 0 }), dir });
+    outside = await listen(hostAddress ?? '127.0.0.1', (path) => {
+      hits.push(path);
+      return `hello from the host ${path}`;
+    });
+    loopback = await listen('127.0.0.1', () => 'host loopback');
+  });
+  after(async () => {
+    await rt.close();
+    outside.close();
+    loopback.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('restores side by side, each in its own network with outbound connections, and stops its slirp4netns', async (t) => {
+    if (!support.available) return t.skip(`criu not available: ${support.reason}`);
+    if (!slirp) return t.skip(`criu restores of egress apps not available: ${NO_SLIRP_REASON}`);
+    assert.ok(hostAddress, 'this machine has a non-loopback IPv4 address for the test server');
+    const status = rt.status({ kind: 'app', network: 'egress', checkpoint: KEY })!;
+    if (status.state === 'unsupported') return t.skip(`criu not usable: ${status.reason}`);
+
+    const first = await rt.start(spec('a'));
+    assert.notEqual(first.startMode, 'criu', 'the first start is a normal one');
+    await rt.settled(KEY);
+    const made = rt.status({ kind: 'app', network: 'egress', checkpoint: KEY })!;
+    assert.equal(made.state, 'ready', JSON.stringify(made));
+    await rt.stop('a');
+
+    const [b, c] = await Promise.all([rt.start(spec('b')), rt.start(spec('c'))]);
+    assert.equal(b.startMode, 'criu');
+    assert.equal(c.startMode, 'criu');
+    const helpers = new Map<Instance, number>();
+    for (const [instance, name] of [
+      [b, 'b'],
+      [c, 'c'],
+    ] as const) {
+      // Outbound: through its slirp4netns to the test server on this machine's own address.
+      const url: string = `http://${hostAddress}:${port(outside)}/from-${name}`;
+      assert.deepEqual(await json(instance, `/fetch?url=${encodeURIComponent(url)}`), {
+        ok: true,
+        status: 200,
+        body: `hello from the host /from-${name}`,
+      });
+      // The node's loopback services stay out of reach (--disable-host-loopback).
+      const blocked = await json(instance, `/fetch?url=${encodeURIComponent(`http://10.0.2.2:${port(loopback)}/`)}`);
+      assert.equal(blocked.ok, false, JSON.stringify(blocked));
+      // Each app is its own: a note left in one is not seen by the other.
+      assert.deepEqual(await json(instance, `/note?set=note+of+${name}`), {
+        note: `note of ${name}`,
+      });
+      const pids = slirpsOf(instance.pid!);
+      assert.equal(pids.length, 1, `one slirp4netns for ${name}`);
+      helpers.set(instance, pids[0]!);
+      // In the instance's cgroup: counted there, and killed with it.
+      assert.match(readFileSync(`/proc/${pids[0]}/cgroup`, 'utf8'), /criu-\d+-/);
+    }
+    assert.deepEqual(await json(b, '/note'), { note: 'note of b' });
+    assert.deepEqual(await json(c, '/note'), { note: 'note of c' });
+    assert.deepEqual(hits.sort(), ['/from-b', '/from-c']);
+    assert.notEqual(readlinkSync(`/proc/${b.pid}/ns/net`), readlinkSync(`/proc/${c.pid}/ns/net`));
+    assert.notEqual(readlinkSync(`/proc/${b.pid}/ns/net`), readlinkSync('/proc/self/ns/net'));
+
+    await Promise.all([rt.stop('b'), rt.stop('c')]);
+    for (const pid of helpers.values()) assert.ok(!existsSync(`/proc/${pid}`), `slirp4netns ${pid} is gone`);
+    assert.equal(rt.list().length, 0);
+  });
+
+  it('a kill -9 of the node process ends the instance network helper too', async (t) => {
+    if (!support.available) return t.skip(`criu not available: ${support.reason}`);
+    if (!slirp) return t.skip(`criu restores of egress apps not available: ${NO_SLIRP_REASON}`);
+    if (!existsSync(join(dir, KEY))) return t.skip('no image was made (the restore test did not get that far)');
+    // Another node process restores one instance from the same image, then is killed with SIGKILL.
+    const code = `
+      import { createCriuRuntime } from ${JSON.stringify(join(import.meta.dirname, 'index.ts'))};
+      import { createProcessRuntime } from ${JSON.stringify(join(import.meta.dirname, '..', 'process', 'process-runtime.ts'))};
+      const rt = createCriuRuntime({ inner: createProcessRuntime({ poolSize: 0 }), dir: ${JSON.stringify(dir)} });
+      const i = await rt.start(${JSON.stringify(spec('k'))});
+      console.log(JSON.stringify({ mode: i.startMode, pid: i.pid }));
+      setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const line = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(String(d))));
+    const { mode, pid } = JSON.parse(line) as { mode: string; pid: number };
+    assert.equal(mode, 'criu');
+    const [helper] = slirpsOf(pid);
+    assert.ok(helper, 'the restored instance has its slirp4netns');
+    child.kill('SIGKILL');
+    try {
+      for (let i = 0; i < 100 && slirpsOf(pid).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(slirpsOf(pid), [], 'slirp4netns ended with the node process');
+    } finally {
+      // The restored instance itself is left to the next runtime's cgroup sweep; end it here.
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+  });
+
+  it('without slirp4netns, egress apps start normally and the status says why', async (t) => {
+    const without = createCriuRuntime({ inner: createProcessRuntime({ poolSize: 0 }), dir, slirpPath: false });
+    try {
+      const status = without.status({ kind: 'app', network: 'egress', checkpoint: KEY })!;
+      assert.equal(status.restores, false);
+      assert.equal(status.state, 'unsupported');
+      assert.equal(status.reason, support.available ? NO_SLIRP_REASON : `CRIU is not available: ${support.reason}`);
+      if (!support.available) return t.skip(`criu not available: ${support.reason}`);
+      const plain = await without.start(spec('p'));
+      assert.notEqual(plain.startMode, 'criu');
+      assert.equal((await json(plain, '/x')).path, '/x');
+      await without.stop('p');
+    } finally {
+      await without.close();
+    }
+  });
+});
