@@ -257,6 +257,11 @@ export async function makeCheckpoint(
     await waitReady(child, {
       timeoutMs: options.timeoutMs ?? Math.max(spec.startTimeoutMs ?? 0, 60_000),
       tail: () => tail,
+    }).catch((err: Error) => {
+      // An egress app's init that needs the network cannot get ready here: say so, it is the likely cause.
+      if (spec.network !== 'none')
+        err.message = `the copy made for the dump (loopback only: its init cannot use the network) did not get ready: ${err.message}`;
+      throw err;
     });
     const init = child.pid === undefined ? undefined : sandboxInit(child.pid);
     if (init === undefined) throw new Error('cannot find the sandbox init process to dump');

@@ -133,6 +133,22 @@ describe('CRIU restores of network: egress apps (real criu and slirp4netns)', ()
     assert.equal(rt.list().length, 0);
   });
 
+  it('an app whose init needs the network is not checkpointed, and the status says why', async (t) => {
+    if (!support.available) return t.skip(`criu not available: ${support.reason}`);
+    if (!slirp) return t.skip(`criu restores of egress apps not available: ${NO_SLIRP_REASON}`);
+    const key = 'egress-init-needs-network';
+    const env = { INIT_URL: `http://${hostAddress}:${port(outside)}/init` };
+    const first = await rt.start(spec('i', { checkpoint: key, env }));
+    assert.notEqual(first.startMode, 'criu', 'a normal start: the host network, init reaches the server');
+    await rt.settled(key);
+    const status = rt.status({ kind: 'app', network: 'egress', checkpoint: key })!;
+    assert.equal(status.state, 'failed', JSON.stringify(status));
+    assert.match(status.reason!, /loopback only: its init cannot use the network\) did not get ready/);
+    const second = await rt.start(spec('j', { checkpoint: key, env }));
+    assert.notEqual(second.startMode, 'criu');
+    await Promise.all([rt.stop('i'), rt.stop('j')]);
+  });
+
   it('a kill -9 of the node process ends the instance network helper too', async (t) => {
     if (!support.available) return t.skip(`criu not available: ${support.reason}`);
     if (!slirp) return t.skip(`criu restores of egress apps not available: ${NO_SLIRP_REASON}`);
