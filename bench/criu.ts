@@ -1,7 +1,9 @@
 // CRIU restore vs a plain app-mode start, side by side in one run, for the Python app fixture and
-// an app with ≈ 500 ms of init (bench/fixtures/py-slow): runtime.start → first response, runs
-// interleaved (plain, criu, plain, criu…) so machine load hits both alike; then the memory charged
-// to one idle instance of each (cgroup). Sandboxed instances, network none (what CRIU needs).
+// an app with ≈ 500 ms of init (bench/fixtures/py-slow), both `network: none`, and the Python
+// fixture with `network: egress` (a plain start in the host network vs a restore into a fresh
+// namespace plus its slirp4netns attach): runtime.start → first response, runs interleaved
+// (plain, criu, plain, criu…) so machine load hits both alike; then the memory charged to one idle
+// instance of each (cgroup; an egress restore's includes its slirp4netns). Sandboxed instances.
 // Run: npm run build && node --import tsx bench/criu.ts [runs=20]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,11 +24,20 @@ const rt = createCriuRuntime({ inner: createProcessRuntime({ poolSize: 0 }), dir
 let n = 0;
 
 const APPS = [
-  { name: 'python hello (test/fixtures/apps/py-app)', dir: join(ROOT, 'test/fixtures/apps/py-app') },
-  { name: 'python, ≈ 500 ms init (bench/fixtures/py-slow)', dir: join(ROOT, 'bench/fixtures/py-slow') },
-];
+  { name: 'python hello (test/fixtures/apps/py-app)', dir: join(ROOT, 'test/fixtures/apps/py-app'), network: 'none' },
+  {
+    name: 'python, ≈ 500 ms init (bench/fixtures/py-slow)',
+    dir: join(ROOT, 'bench/fixtures/py-slow'),
+    network: 'none',
+  },
+  {
+    name: 'python hello, network: egress (restore + slirp4netns attach)',
+    dir: join(ROOT, 'test/fixtures/apps/py-app'),
+    network: 'egress',
+  },
+] as const;
 
-const spec = (appDir: string, key: string | undefined): InstanceSpec => ({
+const spec = (appDir: string, key: string | undefined, network: 'none' | 'egress'): InstanceSpec => ({
   id: `b${++n}`,
   function: 'bench',
   revision: 'r1',
@@ -37,7 +48,7 @@ const spec = (appDir: string, key: string | undefined): InstanceSpec => ({
   memoryMb: 256,
   timeoutMs: 30_000,
   startTimeoutMs: 60_000,
-  network: 'none',
+  network,
   ...(key ? { checkpoint: key } : {}),
 });
 
@@ -62,26 +73,26 @@ try {
   for (const app of APPS) {
     const key = `bench-${APPS.indexOf(app)}`;
     // The first checkpointed start is a plain one that makes the image.
-    const first = await coldStart(spec(app.dir, key), 'spawn');
+    const first = await coldStart(spec(app.dir, key, app.network), 'spawn');
     await rt.settled(key);
-    const status = rt.status({ kind: 'app', network: 'none', checkpoint: key })!;
+    const status = rt.status({ kind: 'app', network: app.network, checkpoint: key })!;
     if (!status.image) throw new Error(`no checkpoint: ${status.reason}`);
     await rt.stop(first.id);
     const plain: number[] = [];
     const restored: number[] = [];
     for (let i = 0; i < runs; i++) {
-      const a = await coldStart(spec(app.dir, undefined), 'spawn');
+      const a = await coldStart(spec(app.dir, undefined, app.network), 'spawn');
       plain.push(a.ms);
       await rt.stop(a.id);
-      const b = await coldStart(spec(app.dir, key), 'criu');
+      const b = await coldStart(spec(app.dir, key, app.network), 'criu');
       restored.push(b.ms);
       await rt.stop(b.id);
     }
     // Memory of one idle instance each, a moment after its first response.
     const mem: string[] = [];
     for (const [label, s, expect] of [
-      ['plain', spec(app.dir, undefined), 'spawn'],
-      ['criu', spec(app.dir, key), 'criu'],
+      ['plain', spec(app.dir, undefined, app.network), 'spawn'],
+      ['criu', spec(app.dir, key, app.network), 'criu'],
     ] as const) {
       const { id } = await coldStart(s, expect);
       await new Promise((r) => setTimeout(r, 500));
