@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -195,6 +195,37 @@ describe('CRIU restores of network: egress apps (real criu and slirp4netns)', ()
       await without.stop('p');
     } finally {
       await without.close();
+    }
+  });
+
+  it('when slirp4netns fails, the restored tree is ended and the instance starts normally, saying why', async (t) => {
+    if (!support.available) return t.skip(`criu not available: ${support.reason}`);
+    if (!existsSync(join(dir, KEY))) return t.skip('no image was made (the restore test did not get that far)');
+    const fake = join(dir, 'fake-slirp4netns');
+    writeFileSync(fake, '#!/bin/sh\necho "cannot attach here" >&2\nexit 1\n', { mode: 0o755 });
+    const broken = createCriuRuntime({ inner: createProcessRuntime({ poolSize: 0 }), dir, slirpPath: fake });
+    const lines: string[] = [];
+    broken.subscribe((e) => e.type === 'log' && e.stream === 'system' && lines.push(e.line));
+    try {
+      const instance = await broken.start(spec('f1'));
+      assert.notEqual(instance.startMode, 'criu');
+      assert.equal((await json(instance, '/after')).path, '/after');
+      assert.match(
+        lines.join('\n'),
+        /CRIU restore failed, starting normally: slirp4netns did not attach the network \(exit 1\): cannot attach here/,
+      );
+      // Nothing of the restored tree is left: no process in a criu-N-f1 cgroup.
+      const left = readdirSync('/proc').filter((p) => {
+        try {
+          return /\/criu-\d+-f1$/m.test(readFileSync(`/proc/${p}/cgroup`, 'utf8'));
+        } catch {
+          return false;
+        }
+      });
+      assert.deepEqual(left, []);
+      await broken.stop('f1');
+    } finally {
+      await broken.close();
     }
   });
 });
