@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -161,8 +170,12 @@ describe('CRIU restores of network: egress apps (real criu and slirp4netns)', ()
       const i = await rt.start(${JSON.stringify(spec('k'))});
       console.log(JSON.stringify({ mode: i.startMode, pid: i.pid }));
       setInterval(() => {}, 1000);`;
+    // Its temp dirs (which a SIGKILL leaves behind) go under this test's dir, removed after.
+    const childTmp = join(dir, 'child-tmp');
+    mkdirSync(childTmp, { mode: 0o755 });
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, TMPDIR: childTmp },
     });
     const line = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(String(d))));
     const { mode, pid } = JSON.parse(line) as { mode: string; pid: number };
