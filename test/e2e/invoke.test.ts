@@ -92,6 +92,15 @@ describe('invoking functions through the gateway', () => {
     assert.equal((await readJson(res)).error.code, 'NIMBUS_ERR_FUNCTION_NOT_FOUND');
   });
 
+  it('answers 404 to a malformed escape in the function name (it once crashed the node)', async () => {
+    for (const path of ['/fn/sh%E0%A4%A/x', '/async/fn/sh%E0%A4%A/x']) {
+      const res = await node.call(path, { method: 'POST', body: 'x' });
+      assert.equal(res.status, 404, path);
+      assert.equal((await readJson(res)).error.code, 'NIMBUS_ERR_FUNCTION_NOT_FOUND');
+    }
+    assert.equal((await node.call('/healthz')).status, 200);
+  });
+
   it('answers 500 when the function throws, and logs the stack with the request id', async () => {
     const res = await node.call('/fn/echo/throw');
     assert.equal(res.status, 500);
