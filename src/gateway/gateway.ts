@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type AbortLike, LazyAbort } from '../core/abort.js';
 import type { Clock } from '../core/clock.js';
 import { NimbusError, toNimbusError } from '../core/errors.js';
 import type { InstanceManager, Lease } from '../instances/index.js';
@@ -103,12 +104,12 @@ export function createGateway(options: GatewayOptions): Gateway {
     const writtenBefore = req.socket.bytesWritten;
     inFlight++;
     let lease: Lease | undefined;
-    const controller = new AbortController();
+    const abort = new LazyAbort();
     let deadlineEntry: Deadline | undefined;
     // Made only for a request with a body (a Transform per GET cost ≈ 1 µs).
     let limiter: BodyLimit | undefined;
     const onClose = () => {
-      if (!res.writableFinished) controller.abort(new Error('client closed the connection'));
+      if (!res.writableFinished) abort.abort(new Error('client closed the connection'));
     };
     res.on('close', onClose);
     try {
@@ -120,23 +121,23 @@ export function createGateway(options: GatewayOptions): Gateway {
 
       const timeoutMs = plan.spec.timeoutMs;
       const deadline = clock.now() + timeoutMs;
-      deadlineEntry = deadlines.add(timeoutMs, () => controller.abort(timeoutError(name, timeoutMs)));
+      deadlineEntry = deadlines.add(timeoutMs, () => abort.abort(timeoutError(name, timeoutMs)));
 
       record.wait = { fromMs: performance.now() - started, toMs: 0 };
-      lease = await manager.acquire(plan, controller.signal);
+      lease = await manager.acquire(plan, abort);
       record.wait.toMs = performance.now() - started;
       record.cold = lease.cold;
       record.instance = lease.instance.id;
       if (req.method !== 'GET' && req.method !== 'HEAD') limiter = new BodyLimit(maxBody);
-      const request = toRequest(req, path, requestId, deadline, limiter, controller.signal, trace?.traceparent);
-      const response = await lease.instance.fetch(request, { signal: controller.signal });
+      const request = toRequest(req, path, requestId, deadline, limiter, abort, trace?.traceparent);
+      const response = await lease.instance.fetch(request, { signal: abort });
       record.status = response.status;
       const parts = takeLazyResponseParts(response);
       if (parts) await writeParts(res, parts, requestId);
-      else await writeResponse(res, response, controller.signal, requestId);
+      else await writeResponse(res, response, abort, requestId);
     } catch (err) {
       if (record.wait && record.wait.toMs === 0) record.wait.toMs = performance.now() - started;
-      const reason = controller.signal.aborted ? controller.signal.reason : err;
+      const reason = abort.aborted ? abort.reason : err;
       const error = limiter?.exceeded ? tooLarge(maxBody) : toNimbusError(reason);
       record.error = error.code;
       record.status = error.status;
@@ -184,7 +185,7 @@ function toRequest(
   requestId: string,
   deadline: number,
   limiter: BodyLimit | undefined,
-  signal: AbortSignal,
+  abort: LazyAbort,
   traceparent?: string,
 ): Request {
   const headers: string[] = [];
@@ -204,7 +205,8 @@ function toRequest(
     path,
     headers,
     body: limiter ? req.pipe(limiter) : null,
-    signal: () => signal,
+    // Made only if the function's code reads request.signal.
+    signal: () => abort.signal,
   });
 }
 
@@ -254,7 +256,7 @@ function writeParts(
 async function writeResponse(
   res: ServerResponse,
   response: Response,
-  signal: AbortSignal,
+  signal: AbortLike,
   requestId: string,
 ): Promise<void> {
   const headers: Record<string, string | string[]> = {};
@@ -280,7 +282,7 @@ async function writeResponse(
   }
 }
 
-function waitDrain(res: ServerResponse, signal: AbortSignal): Promise<void> {
+function waitDrain(res: ServerResponse, signal: AbortLike): Promise<void> {
   return new Promise((resolve, reject) => {
     const done = () => {
       res.off('drain', done);

@@ -1,4 +1,5 @@
 import { NimbusError } from '../core/errors.js';
+import type { AbortLike } from '../core/abort.js';
 
 /** One held request: settle it exactly once. */
 export interface HeldRequest<T> {
@@ -31,7 +32,7 @@ export class HeldRequests<T> {
   }
 
   /** Holds a request until `next` hands it a value; an abort of `signal` gives up its place. */
-  hold(signal?: AbortSignal): Promise<T> {
+  hold(signal?: AbortLike): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const onAbort = () => {
         const i = this.#items.indexOf(item);

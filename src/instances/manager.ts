@@ -4,6 +4,7 @@ import type { Runtime } from '../runtime/types.js';
 import { RevisionPool } from './revision-pool.js';
 import type { ScaleView } from './scaling.js';
 import type { EndedInstanceInfo, InstanceInfo, InstanceLogRecord, Lease, RevisionPlan } from './types.js';
+import type { AbortLike } from '../core/abort.js';
 
 export interface InstanceManagerOptions {
   runtime: Runtime;
@@ -36,7 +37,7 @@ export interface InstanceManagerOptions {
 /** Per-revision instance sets behind one acquire/release surface. */
 export interface InstanceManager {
   /** A slot on an instance of the plan's revision; held (not failed) while instances start. */
-  acquire(plan: RevisionPlan, signal?: AbortSignal): Promise<Lease>;
+  acquire(plan: RevisionPlan, signal?: AbortLike): Promise<Lease>;
   /** Starts the revision's `scale.initial` (at least `scale.min`) instances (at boot and after a deploy). */
   ensureMin(plan: RevisionPlan): void;
   /**

@@ -7,6 +7,7 @@ import { freezeIdle, thawed } from './freezer.js';
 import { instancesToDrain, RevisionAutoscaler, restartBackoffMs, type ScaleView } from './scaling.js';
 import { countSlots, endedInfo, hasLive, newSlot, pickReady, type Slot, slotInfo, spareCapacity } from './slots.js';
 import type { EndedInstanceInfo, InstanceInfo, InstanceLogRecord, Lease, RevisionPlan, SlotState } from './types.js';
+import type { AbortLike } from '../core/abort.js';
 
 /** Ended instances remembered per revision. */
 const ENDED_KEPT = 20;
@@ -55,7 +56,7 @@ export class RevisionPool {
     this.#held = new HeldRequests(plan.scale.maxQueue ?? deps.maxQueue, () => this.#observe());
   }
 
-  acquire(signal?: AbortSignal): Promise<Lease> {
+  acquire(signal?: AbortLike): Promise<Lease> {
     if (this.#retired)
       return Promise.reject(
         new NimbusError('NIMBUS_ERR_FUNCTION_NOT_FOUND', `Function ${this.plan.function} was removed`),

@@ -7,6 +7,7 @@
  */
 import type { RuntimeKind } from '../core/types.js';
 import type { InstanceStats } from './sandbox/cgroups.js';
+import type { AbortLike } from '../core/abort.js';
 
 export interface InstanceSpec {
   /** Unique id chosen by the caller (the instance manager). */
@@ -82,7 +83,7 @@ export interface Instance {
    * that throws answers 500 itself (with `x-nimbus-error: NIMBUS_ERR_FUNCTION_ERROR`). Aborting
    * `signal` cancels the request (the instance may be recycled by the caller).
    */
-  fetch(request: Request, options?: { signal?: AbortSignal }): Promise<Response>;
+  fetch(request: Request, options?: { signal?: AbortLike }): Promise<Response>;
 }
 
 export type RuntimeEvent =

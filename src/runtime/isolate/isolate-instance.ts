@@ -9,6 +9,7 @@ import type { Instance, InstanceSpec, InstanceState } from '../types.js';
 import { DEADLINE_HEADER, REQUEST_ID_HEADER } from '../types.js';
 import type { Bridge } from './host-bridge.js';
 import { keepAlive } from './keep-alive.js';
+import { toAbortSignal } from '../../core/abort.js';
 
 /** The provider's record of a live instance (shared by isolate-runtime.ts and this file). */
 export interface Entry {
@@ -117,7 +118,7 @@ export function createIsolateInstance(entry: Entry, hooks: InstanceHooks): Insta
     get state() {
       return entry.state;
     },
-    fetch: (request, options = {}) => serve(entry, hooks, request, options.signal),
+    fetch: (request, options = {}) => serve(entry, hooks, request, toAbortSignal(options.signal)),
   };
 }
 

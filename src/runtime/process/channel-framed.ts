@@ -5,6 +5,7 @@ import { createLazyResponse, PushedBody, type RawHeaders } from '../channel/inde
 import { ACK_STEP, FrameDecoder, FrameType, FrameWriter, Outbound, PREFACE } from '../guest/framing.js';
 import type { Channel } from './channel.js';
 import { requestHead } from './request-head.js';
+import type { AbortLike } from '../../core/abort.js';
 
 // Statuses whose Response must have a null body (the constructor throws otherwise).
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
@@ -26,7 +27,7 @@ interface Stream {
   /** The request body being sent, with its sending half. */
   source?: Readable;
   out?: Outbound;
-  signal?: AbortSignal;
+  signal?: AbortLike;
   onAbort?: () => void;
 }
 
@@ -92,7 +93,7 @@ class Connection {
     this.#socket.destroy();
   }
 
-  fetch(request: Request, signal: AbortSignal | undefined): Promise<Response> {
+  fetch(request: Request, signal: AbortLike | undefined): Promise<Response> {
     const head = requestHead(request);
     const id = this.#nextId;
     this.#nextId = id >= 0x7fffffff ? 1 : id + 1;

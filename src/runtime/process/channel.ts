@@ -3,6 +3,7 @@ import { NimbusError } from '../../core/errors.js';
 import { createLazyResponse, PushedBody } from '../channel/index.js';
 import { createFramedChannel } from './channel-framed.js';
 import { requestHead } from './request-head.js';
+import type { AbortLike } from '../../core/abort.js';
 
 /** The host end of the hop to one instance's Unix socket. */
 export interface Channel {
@@ -11,7 +12,7 @@ export interface Channel {
    * before the answer (after it, the body stream errors with INSTANCE_CRASHED); rejects with
    * `signal.reason` when aborted.
    */
-  fetch(request: Request, signal?: AbortSignal): Promise<Response>;
+  fetch(request: Request, signal?: AbortLike): Promise<Response>;
   /** Closes every connection (in-flight requests fail). */
   close(): Promise<void>;
 }
@@ -59,7 +60,7 @@ export function createHttpChannel(socketPath: string, instanceId: string): Chann
   const crashed = (detail: string, cause?: unknown) =>
     new NimbusError('NIMBUS_ERR_INSTANCE_CRASHED', `Instance ${instanceId} ${detail}`, { cause });
 
-  function fetch(request: Request, signal?: AbortSignal): Promise<Response> {
+  function fetch(request: Request, signal?: AbortLike): Promise<Response> {
     if (closed) return Promise.reject(crashed('is not running'));
     if (signal?.aborted) return Promise.reject(signal.reason);
     const head = requestHead(request);
@@ -67,13 +68,13 @@ export function createHttpChannel(socketPath: string, instanceId: string): Chann
     return new Promise<Response>((resolve, reject) => {
       let control: Dispatcher.DispatchController | undefined;
       let body: PushedBody | null = null;
-      const onAbort = () => control?.abort(signal!.reason);
+      const onAbort = () => control?.abort(signal!.reason as Error);
       const done = () => signal?.removeEventListener('abort', onAbort);
       signal?.addEventListener('abort', onAbort, { once: true });
       pool.dispatch(options, {
         onRequestStart(c) {
           control = c;
-          if (signal?.aborted) c.abort(signal.reason);
+          if (signal?.aborted) c.abort(signal.reason as Error);
         },
         onResponseStart(c, status, headers) {
           // Our hop's connection management is not part of the function's answer.
@@ -96,7 +97,7 @@ export function createHttpChannel(socketPath: string, instanceId: string): Chann
         onResponseError(_c, err) {
           done();
           const reason = signal?.aborted
-            ? signal.reason
+            ? (signal.reason as Error)
             : crashed(`failed ${body ? 'while streaming its answer' : 'before answering'}: ${err.message}`, err);
           if (body) body.fail(reason);
           else reject(reason);

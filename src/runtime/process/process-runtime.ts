@@ -12,6 +12,7 @@ import { OutputLimiter, type OutputRate } from './lines.js';
 import { procStats } from './proc-stats.js';
 import { type SpawnContext, spawnContext, waitReady } from './spawn.js';
 import { cellShapeOf, prepareCell, sendSpecialise } from './specialise.js';
+import type { AbortLike } from '../../core/abort.js';
 
 /** Options of the process provider. */
 export interface ProcessRuntimeOptions {
@@ -110,7 +111,7 @@ class ProcessInstance implements Instance {
     this.#explain = explain;
   }
 
-  fetch(request: Request, options?: { signal?: AbortSignal }): Promise<Response> {
+  fetch(request: Request, options?: { signal?: AbortLike }): Promise<Response> {
     if (this.state !== 'ready' && this.state !== 'stopping') {
       return Promise.reject(
         new NimbusError('NIMBUS_ERR_INSTANCE_CRASHED', `Instance ${this.id} is not running (${this.state})`),
