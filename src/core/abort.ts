@@ -40,7 +40,9 @@ export class LazyAbort implements AbortLike {
   }
 
   addEventListener(_type: 'abort', listener: () => void): void {
-    if (!this.aborted) (this.#listeners ??= []).push(listener);
+    if (this.aborted) return;
+    if (this.#listeners) this.#listeners.push(listener);
+    else this.#listeners = [listener];
   }
 
   removeEventListener(_type: 'abort', listener: () => void): void {

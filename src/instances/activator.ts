@@ -1,5 +1,5 @@
-import { NimbusError } from '../core/errors.js';
 import type { AbortLike } from '../core/abort.js';
+import { NimbusError } from '../core/errors.js';
 
 /** One held request: settle it exactly once. */
 export interface HeldRequest<T> {

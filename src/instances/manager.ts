@@ -1,10 +1,10 @@
+import type { AbortLike } from '../core/abort.js';
 import type { Clock } from '../core/clock.js';
 import { NimbusError } from '../core/errors.js';
 import type { Runtime } from '../runtime/types.js';
 import { RevisionPool } from './revision-pool.js';
 import type { ScaleView } from './scaling.js';
 import type { EndedInstanceInfo, InstanceInfo, InstanceLogRecord, Lease, RevisionPlan } from './types.js';
-import type { AbortLike } from '../core/abort.js';
 
 export interface InstanceManagerOptions {
   runtime: Runtime;

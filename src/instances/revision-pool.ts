@@ -1,3 +1,4 @@
+import type { AbortLike } from '../core/abort.js';
 import type { Clock } from '../core/clock.js';
 import { NimbusError, toNimbusError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
@@ -7,7 +8,6 @@ import { freezeIdle, thawed } from './freezer.js';
 import { instancesToDrain, RevisionAutoscaler, restartBackoffMs, type ScaleView } from './scaling.js';
 import { countSlots, endedInfo, hasLive, newSlot, pickReady, type Slot, slotInfo, spareCapacity } from './slots.js';
 import type { EndedInstanceInfo, InstanceInfo, InstanceLogRecord, Lease, RevisionPlan, SlotState } from './types.js';
-import type { AbortLike } from '../core/abort.js';
 
 /** Ended instances remembered per revision. */
 const ENDED_KEPT = 20;

@@ -5,9 +5,10 @@
  * of routing, scaling or the store. Every provider must pass `runRuntimeConformance`
  * (runtime/conformance.ts).
  */
+
+import type { AbortLike } from '../core/abort.js';
 import type { RuntimeKind } from '../core/types.js';
 import type { InstanceStats } from './sandbox/cgroups.js';
-import type { AbortLike } from '../core/abort.js';
 
 export interface InstanceSpec {
   /** Unique id chosen by the caller (the instance manager). */

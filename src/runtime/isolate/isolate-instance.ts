@@ -3,13 +3,13 @@
  * function's handler, and copies the answer out. Bodies cross whole (up to the body limit).
  */
 import type ivm from 'isolated-vm';
+import { toAbortSignal } from '../../core/abort.js';
 import { NimbusError, PLATFORM_ERROR_HEADER } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { Instance, InstanceSpec, InstanceState } from '../types.js';
 import { DEADLINE_HEADER, REQUEST_ID_HEADER } from '../types.js';
 import type { Bridge } from './host-bridge.js';
 import { keepAlive } from './keep-alive.js';
-import { toAbortSignal } from '../../core/abort.js';
 
 /** The provider's record of a live instance (shared by isolate-runtime.ts and this file). */
 export interface Entry {

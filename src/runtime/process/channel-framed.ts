@@ -1,11 +1,11 @@
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import type { AbortLike } from '../../core/abort.js';
 import { NimbusError } from '../../core/errors.js';
 import { createLazyResponse, PushedBody, type RawHeaders } from '../channel/index.js';
 import { ACK_STEP, FrameDecoder, FrameType, FrameWriter, Outbound, PREFACE } from '../guest/framing.js';
 import type { Channel } from './channel.js';
 import { requestHead } from './request-head.js';
-import type { AbortLike } from '../../core/abort.js';
 
 // Statuses whose Response must have a null body (the constructor throws otherwise).
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);

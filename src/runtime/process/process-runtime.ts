@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import type { AbortLike } from '../../core/abort.js';
 import { hasCode, NimbusError } from '../../core/errors.js';
 import { JOIN_FAILED_CODE } from '../sandbox/bwrap.js';
 import type { InstanceStats } from '../sandbox/cgroups.js';
@@ -12,7 +13,6 @@ import { OutputLimiter, type OutputRate } from './lines.js';
 import { procStats } from './proc-stats.js';
 import { type SpawnContext, spawnContext, waitReady } from './spawn.js';
 import { cellShapeOf, prepareCell, sendSpecialise } from './specialise.js';
-import type { AbortLike } from '../../core/abort.js';
 
 /** Options of the process provider. */
 export interface ProcessRuntimeOptions {
