@@ -133,9 +133,14 @@ describe('CRIU restores of network: egress apps (real criu and slirp4netns)', ()
     }
     assert.deepEqual(await json(b, '/note'), { note: 'note of b' });
     assert.deepEqual(await json(c, '/note'), { note: 'note of c' });
-    assert.deepEqual(hits.sort(), ['/from-b', '/from-c']);
+    assert.deepEqual([...hits].sort(), ['/from-b', '/from-c']);
     assert.notEqual(readlinkSync(`/proc/${b.pid}/ns/net`), readlinkSync(`/proc/${c.pid}/ns/net`));
     assert.notEqual(readlinkSync(`/proc/${b.pid}/ns/net`), readlinkSync('/proc/self/ns/net'));
+    // Frozen and thawed with its instance (one cgroup): the network works again after the thaw.
+    assert.equal(await rt.freeze('b'), true);
+    assert.equal(await rt.thaw('b'), true);
+    const again = await json(b, `/fetch?url=${encodeURIComponent(`http://${hostAddress}:${port(outside)}/again`)}`);
+    assert.equal(again.body, 'hello from the host /again');
 
     await Promise.all([rt.stop('b'), rt.stop('c')]);
     for (const pid of helpers.values()) assert.ok(!existsSync(`/proc/${pid}`), `slirp4netns ${pid} is gone`);
