@@ -77,6 +77,7 @@ export async function attachEgress(o: {
       detached: true,
     },
   );
+  // Its output is startup chatter, kept for the error message; always drained so it never blocks.
   let output = '';
   for (const s of [child.stdout!, child.stderr!]) s.on('data', (d: Buffer) => (output = (output + d).slice(-2000)));
   const exitPipe = child.stdio[EXIT_FD] as Writable;
@@ -92,16 +93,14 @@ export async function attachEgress(o: {
     clearTimeout(timer);
   };
   const ready = await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => resolve(false), o.timeoutMs);
-    (child.stdio[READY_FD] as Readable).once('data', () => {
+    const done = (ok: boolean) => {
       clearTimeout(timer);
-      resolve(true);
-    });
-    child.once('close', () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-    child.once('error', () => resolve(false));
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), o.timeoutMs);
+    (child.stdio[READY_FD] as Readable).once('data', () => done(true));
+    child.once('close', () => done(false));
+    child.once('error', () => done(false));
   });
   if (!ready || child.pid === undefined) {
     await close();
@@ -109,6 +108,5 @@ export async function attachEgress(o: {
     throw new Error(`slirp4netns did not attach the network (exit ${child.exitCode ?? child.signalCode}): ${lines}`);
   }
   (child.stdio[READY_FD] as Readable).destroy();
-  // Its output is only startup chatter; keep draining so a full pipe never blocks it.
   return { pid: child.pid, close };
 }

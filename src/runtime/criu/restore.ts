@@ -3,7 +3,9 @@
  * in fresh pid, mount, ipc, uts and network namespaces (so any number of restores of one image run
  * side by side), inside the instance's own cgroup (criu joins it first and its children stay),
  * with the instance's own socket directory bound at /nimbus/run and its stdout/stderr plugged in
- * place of the dumped pipes. The restored watchdog is listening already: the host just connects.
+ * place of the dumped pipes. A `network: egress` instance then gets its outbound network from a
+ * slirp4netns of its own (network.ts). The restored watchdog is listening already: the host just
+ * connects.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chownSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
