@@ -1,5 +1,6 @@
-// Builds the host (dist/nimbus.mjs, node_modules left external) and the guest runtime
-// (dist/guest/*.mjs, self-contained: it runs inside instances and must start fast).
+// Builds the host (dist/nimbus.mjs and its log writer thread dist/log-worker.mjs, node_modules left
+// external) and the guest runtime (dist/guest/*.mjs, self-contained: it runs inside instances and
+// must start fast).
 import { copyFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
@@ -14,6 +15,13 @@ const common = {
 
 await Promise.all([
   build({ ...common, entryPoints: ['src/cmd/main.ts'], outfile: 'dist/nimbus.mjs', packages: 'external' }),
+  // The log writer thread, which the host starts from beside itself (observe/log-writer-thread.ts).
+  build({
+    ...common,
+    entryPoints: ['src/observe/log-worker.ts'],
+    outfile: 'dist/log-worker.mjs',
+    packages: 'external',
+  }),
   build({
     ...common,
     entryPoints: {

@@ -171,7 +171,7 @@ export function createApi(options: ApiOptions): Hono {
       ...logFilterParams(c),
     };
     const view = (r: LogRecord) => ({ ...r, time: new Date(r.time).toISOString() });
-    if (c.req.query('follow') !== 'true') return c.json({ logs: logs.query(query).map(view) });
+    if (c.req.query('follow') !== 'true') return c.json({ logs: (await logs.query(query)).map(view) });
     return streamSSE(c, async (stream) => {
       // Subscribe before reading history so no line falls between the two.
       const queued: LogRecord[] = [];
@@ -187,7 +187,7 @@ export function createApi(options: ApiOptions): Hono {
         unsubscribe();
         wake();
       });
-      for (const r of logs.query(query)) await stream.writeSSE({ data: JSON.stringify(view(r)) });
+      for (const r of await logs.query(query)) await stream.writeSSE({ data: JSON.stringify(view(r)) });
       while (!stream.aborted) {
         while (queued.length > 0) await stream.writeSSE({ data: JSON.stringify(view(queued.shift()!)) });
         await new Promise<void>((resolve) => {

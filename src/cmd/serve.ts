@@ -358,7 +358,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       server.closeAllConnections();
       await closed;
       await tracer?.shutdown();
-      logs.close();
+      await logs.close();
       usage.close();
       await queue.close();
       await store.close();

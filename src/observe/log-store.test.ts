@@ -19,7 +19,7 @@ const request = (fn: string, time: number, requestId: string, status: number) =>
   );
 
 describe('log store', () => {
-  it('keeps one request record per invocation, filtered by request id, status and time', () => {
+  it('keeps one request record per invocation, filtered by request id, status and time', async () => {
     const logs = createLogStore({ path: ':memory:' });
     logs.append(line('f', 1000, 'ok start', 'a'));
     logs.append(request('f', 1001, 'a', 200));
@@ -30,10 +30,10 @@ describe('log store', () => {
     logs.append(line('g', 3000, 'other function', 'd'));
 
     assert.deepEqual(
-      logs.query({ function: 'f', requestId: 'b' }).map((r) => r.line),
+      (await logs.query({ function: 'f', requestId: 'b' })).map((r) => r.line),
       ['boom', '503 1.23 ms warm'],
     );
-    const failed = logs.query({ function: 'f', status: parseStatusFilter('5xx') });
+    const failed = await logs.query({ function: 'f', status: parseStatusFilter('5xx') });
     assert.deepEqual(
       failed.map((r) => [r.stream, r.requestId]),
       [
@@ -46,17 +46,17 @@ describe('log store', () => {
     assert.equal(failed[1]!.durationMs, 1.23);
     assert.equal(failed[1]!.cold, false);
     assert.deepEqual(
-      logs.query({ function: 'f', kind: 'request', since: 1500, until: 3001 }).map((r) => r.requestId),
+      (await logs.query({ function: 'f', kind: 'request', since: 1500, until: 3001 })).map((r) => r.requestId),
       ['b'],
     );
     assert.deepEqual(
-      logs.query({ function: 'f', status: parseStatusFilter('400-404'), kind: 'lines' }).map((r) => r.line),
+      (await logs.query({ function: 'f', status: parseStatusFilter('400-404'), kind: 'lines' })).map((r) => r.line),
       ['not found'],
     );
-    logs.close();
+    await logs.close();
   });
 
-  it('holds retention by count per function, by age and by total size', () => {
+  it('holds retention by count per function, by age and by total size', async () => {
     const clock = createManualClock(1_000_000);
     const logs = createLogStore({
       path: ':memory:',
@@ -67,8 +67,8 @@ describe('log store', () => {
       pruneIntervalMs: 10_000,
     });
     for (let i = 0; i < 120; i++) logs.append(line('a', clock.now(), `a${i}`));
-    logs.prune();
-    const a = logs.query({ function: 'a', limit: 1000 });
+    await logs.prune();
+    const a = await logs.query({ function: 'a', limit: 1000 });
     assert.equal(a.length, 50, 'only the newest 50 of a function');
     assert.equal(a[0]!.line, 'a70');
 
@@ -78,16 +78,16 @@ describe('log store', () => {
     logs.append(line('b', clock.now(), 'b-new'));
     clock.advance(10_000);
     assert.deepEqual(
-      logs.query({ function: 'b' }).map((r) => r.line),
+      (await logs.query({ function: 'b' })).map((r) => r.line),
       ['b-new'],
     );
-    assert.equal(logs.query({ function: 'a' }).length, 0, 'a is older than a minute now');
+    assert.equal((await logs.query({ function: 'a' })).length, 0, 'a is older than a minute now');
 
     // Size: 1 KB lines over many functions; the total stays under 64 KB, the newest are kept.
     const big = 'x'.repeat(1000);
     for (let i = 0; i < 200; i++) logs.append(line(`s${i % 3}`, clock.now(), `${i} ${big}`));
-    logs.prune();
-    const kept = [0, 1, 2].flatMap((k) => logs.query({ function: `s${k}`, limit: 1000 }));
+    await logs.prune();
+    const kept = (await Promise.all([0, 1, 2].map((k) => logs.query({ function: `s${k}`, limit: 1000 })))).flat();
     const bytes = kept.reduce((n, r) => n + r.line.length + 64, 0);
     assert.ok(bytes <= 64 * 1024, `kept ${bytes} bytes`);
     assert.ok(kept.length >= 55, `kept ${kept.length} records`);
@@ -95,7 +95,7 @@ describe('log store', () => {
       kept.some((r) => r.line.startsWith('199 ')),
       'the newest record stays',
     );
-    logs.close();
+    await logs.close();
   });
 
   it('a live status filter holds a request’s lines until its record says whether it matched', () => {

@@ -1,6 +1,12 @@
-import Database from 'better-sqlite3';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { InstanceLogRecord } from '../instances/types.js';
+import { openLogDatabase } from './log-writer.js';
+import { startLogWriterThread } from './log-writer-thread.js';
 import { viewRequest } from './request-records.js';
 
 export { createLiveFilter, parseStatusFilter, requestLine, requestRecord } from './request-records.js';
@@ -62,35 +68,40 @@ export const DEFAULT_LOG_RETENTION: LogRetention = {
 
 /**
  * Function logs and per-invocation records: appended by the instance manager and the gateway,
- * read by the API, bounded by count, age and size. Appends are buffered and written in batches.
+ * read by the API, bounded by count, age and size. Appends are buffered and handed in batches to
+ * the log writer thread, which writes them and holds retention (log-writer-thread.ts); the main
+ * thread only reads.
  */
 export interface LogStore {
   append(record: LogRecord): void;
-  query(q: LogQuery): LogRecord[];
+  /** Sees every record appended before it was called, and none appended after. */
+  query(q: LogQuery): Promise<LogRecord[]>;
   /** Live records of one function, as appended; returns the unsubscribe function. */
   follow(fn: string, listener: (record: LogRecord) => void): () => void;
-  /** Forgets a deleted function's records. */
+  /** Forgets a deleted function's records (queries made after it see none). */
   deleteFunction(fn: string): void;
   /** Applies retention now. Count and size hold after every batch written; age every `pruneIntervalMs`. */
-  prune(): void;
-  close(): void;
+  prune(): Promise<void>;
+  /** Writes every record appended, then closes the database. */
+  close(): Promise<void>;
 }
 
 export interface LogStoreOptions extends Partial<LogRetention> {
-  /** SQLite file (or ':memory:'). */
+  /** SQLite file (or ':memory:', which is a temporary file here: two connections share it). */
   path: string;
   clock?: Clock;
   /** How often age-based retention runs without appends. Default 60 s. */
   pruneIntervalMs?: number;
+  /** Tests: sees each writer thread as it starts (to end one and watch the store recover). */
+  onWriterThread?: (worker: Worker) => void;
 }
 
-const RECORD_OVERHEAD = 64;
-// Records are written in batches: each write costs a transaction and a pass over the limits, so
-// fewer, larger batches cost a request less (bench/observe.ts). Reads and follows never wait for it.
+// Records are handed over in batches: each is one message to the writer thread and one reply,
+// so fewer, larger batches cost the main thread less (bench/observe.ts). Follows never wait for it.
 const FLUSH_MS = 200;
-const INSERT_ROWS = 64;
-/** Columns only request records fill; added to data dirs made before they existed. */
-const REQUEST_COLUMNS = { status: 'INTEGER', duration_ms: 'REAL', cold: 'INTEGER', error: 'TEXT', trace_id: 'TEXT' };
+const MAX_BATCH = 4096;
+/** How long a query waits for the writer thread before it reads what is on disk anyway. */
+const SYNC_TIMEOUT_MS = 10_000;
 
 export function createLogStore(options: LogStoreOptions): LogStore {
   const clock = options.clock ?? systemClock;
@@ -99,127 +110,25 @@ export function createLogStore(options: LogStoreOptions): LogStore {
     maxAgeMs: options.maxAgeMs ?? DEFAULT_LOG_RETENTION.maxAgeMs,
     maxBytes: options.maxBytes ?? DEFAULT_LOG_RETENTION.maxBytes,
   };
-  const db = new Database(options.path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.exec(`CREATE TABLE IF NOT EXISTS logs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, function TEXT NOT NULL, revision TEXT NOT NULL,
-    instance TEXT NOT NULL, request_id TEXT, stream TEXT NOT NULL, line TEXT NOT NULL);
-    CREATE INDEX IF NOT EXISTS logs_function ON logs (function, id);`);
-  // Data dirs made before request records existed lack their columns.
-  const columns = new Set((db.prepare('PRAGMA table_info(logs)').all() as { name: string }[]).map((c) => c.name));
-  // No index on request_id: every query is bounded by function (its index), and an index more
-  // would cost every append (measured in bench/observe.ts).
-  for (const [name, type] of Object.entries(REQUEST_COLUMNS))
-    if (!columns.has(name)) db.exec(`ALTER TABLE logs ADD COLUMN ${name} ${type}`);
-  const COLUMNS =
-    '(time, function, revision, instance, request_id, stream, line, status, duration_ms, cold, error, trace_id)';
-  const ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
-  const insert = db.prepare(`INSERT INTO logs ${COLUMNS} VALUES ${ROW}`);
-  // Rows go in INSERT_ROWS at a time: one statement step per 64 records costs less than 64 (bench/observe.ts).
-  const insertMany = db.prepare(`INSERT INTO logs ${COLUMNS} VALUES ${Array(INSERT_ROWS).fill(ROW).join(', ')}`);
-  const args: unknown[] = new Array(INSERT_ROWS * 12);
-  const put = (r: LogRecord, at: number, into: unknown[]) => {
-    into[at] = r.time;
-    into[at + 1] = r.function;
-    into[at + 2] = r.revision;
-    into[at + 3] = r.instance;
-    into[at + 4] = r.requestId ?? null;
-    into[at + 5] = r.stream;
-    into[at + 6] = r.line;
-    into[at + 7] = r.status ?? null;
-    into[at + 8] = r.durationMs ?? null;
-    into[at + 9] = r.cold === undefined ? null : r.cold ? 1 : 0;
-    into[at + 10] = r.error ?? null;
-    into[at + 11] = r.traceId ?? null;
-  };
-  const one: unknown[] = new Array(12);
+  const tmp = options.path === ':memory:' ? mkdtempSync(join(tmpdir(), 'nimbus-logs-')) : undefined;
+  const path = tmp ? join(tmp, 'logs.db') : options.path;
+  // Made (and upgraded) here, before the thread starts, so a data dir that cannot hold it fails the start.
+  const db = openLogDatabase(path);
+  db.pragma('query_only = ON');
+  const writer = startLogWriterThread({ path, retention, epoch: randomUUID() }, options.onWriterThread);
   const listeners = new Map<string, Set<(r: LogRecord) => void>>();
   let pending: LogRecord[] = [];
   let flushTimer: NodeJS.Timeout | undefined;
-
-  const flush = db.transaction(() => {
-    const batch = pending;
-    pending = [];
-    let i = 0;
-    for (; i + INSERT_ROWS <= batch.length; i += INSERT_ROWS) {
-      for (let j = 0; j < INSERT_ROWS; j++) put(batch[i + j]!, j * 12, args);
-      insertMany.run(args);
-    }
-    for (; i < batch.length; i++) {
-      put(batch[i]!, 0, one);
-      insert.run(one);
-    }
-    const touched = new Set<string>();
-    for (const r of batch) {
-      touched.add(r.function);
-      counts.set(r.function, (counts.get(r.function) ?? 0) + 1);
-      bytes += r.line.length + RECORD_OVERHEAD;
-    }
-    enforce(touched);
-  });
   const flushNow = () => {
     if (flushTimer) clearTimeout(flushTimer);
     flushTimer = undefined;
-    if (pending.length > 0) flush();
+    if (pending.length === 0) return;
+    writer.write(pending);
+    pending = [];
   };
-
-  // Counts and bytes are kept in memory so that holding the limits after each batch costs only
-  // the deletion of what is over them, never a scan of the table (bench/observe.ts).
-  const size = `length(line) + ${RECORD_OVERHEAD}`;
-  let counts = new Map<string, number>();
-  let bytes = 0;
-  function recount(): void {
-    const rows = db.prepare('SELECT function, COUNT(*) AS n FROM logs GROUP BY function').all() as {
-      function: string;
-      n: number;
-    }[];
-    counts = new Map(rows.map((r) => [r.function, r.n]));
-    bytes = (db.prepare(`SELECT coalesce(SUM(${size}), 0) AS b FROM logs`).get() as { b: number }).b;
-  }
-  // A function's oldest records go by id range, their size summed in SQL: no row comes back to JS.
-  const nthOldestOf = db.prepare('SELECT id FROM logs WHERE function = ? ORDER BY id LIMIT 1 OFFSET ?').pluck();
-  const sizeUpTo = db.prepare(`SELECT coalesce(SUM(${size}), 0) FROM logs WHERE function = ? AND id <= ?`).pluck();
-  const dropUpToOf = db.prepare('DELETE FROM logs WHERE function = ? AND id <= ?');
-  const oldest = db.prepare(`SELECT id, ${size} AS n FROM logs ORDER BY id`);
-  const dropUpTo = db.prepare(`DELETE FROM logs WHERE id <= ? RETURNING function, ${size} AS n`);
-  const dropOlderThan = db.prepare(`DELETE FROM logs WHERE time < ? RETURNING function, ${size} AS n`);
-  const forget = (rows: { function: string; n: number }[]) => {
-    for (const r of rows) {
-      bytes -= r.n;
-      counts.set(r.function, (counts.get(r.function) ?? 1) - 1);
-    }
-  };
-  recount();
-
-  /** Drops the oldest records of functions over their count, then the oldest of all while over the size. */
-  function enforce(fns: Iterable<string>): void {
-    for (const fn of fns) {
-      const excess = (counts.get(fn) ?? 0) - retention.maxRecordsPerFunction;
-      if (excess <= 0) continue;
-      const cut = nthOldestOf.get(fn, excess - 1) as number;
-      bytes -= sizeUpTo.get(fn, cut) as number;
-      dropUpToOf.run(fn, cut);
-      counts.set(fn, retention.maxRecordsPerFunction);
-    }
-    if (bytes <= retention.maxBytes) return;
-    let freed = 0;
-    let cut: number | undefined;
-    for (const r of oldest.iterate() as Iterable<{ id: number; n: number }>) {
-      freed += r.n;
-      cut = r.id;
-      if (bytes - freed <= retention.maxBytes) break;
-    }
-    if (cut !== undefined) forget(dropUpTo.all(cut) as { function: string; n: number }[]);
-  }
-
-  function prune(): void {
-    forget(dropOlderThan.all(clock.now() - retention.maxAgeMs) as { function: string; n: number }[]);
-    enforce([...counts.keys()]);
-  }
-  const flushAndPrune = () => {
+  const prune = async () => {
     flushNow();
-    prune();
+    await writer.request({ t: 'prune', now: clock.now() });
   };
 
   let stopped = false;
@@ -227,7 +136,7 @@ export function createLogStore(options: LogStoreOptions): LogStore {
   const schedulePrune = () => {
     cancelPrune = clock.setTimer(() => {
       if (stopped) return;
-      flushAndPrune();
+      void prune();
       schedulePrune();
     }, options.pruneIntervalMs ?? 60_000);
   };
@@ -236,16 +145,24 @@ export function createLogStore(options: LogStoreOptions): LogStore {
   return {
     append(record) {
       pending.push(record);
-      flushTimer ??= setTimeout(flushNow, FLUSH_MS);
+      if (pending.length >= MAX_BATCH) flushNow();
+      else flushTimer ??= setTimeout(flushNow, FLUSH_MS);
       const set = listeners.get(record.function);
       if (set) {
         const view = record.stream === 'request' ? viewRequest(record) : record;
         for (const l of set) l(view);
       }
     },
-    query(q) {
+    async query(q) {
       flushNow();
+      const lastId = await writer.request({ t: 'sync' }, SYNC_TIMEOUT_MS);
       const { where, args } = sqlFilter(q);
+      // The writer goes on while this waits: records written since the request are left out,
+      // so a follow's history (read after it subscribed) never repeats its live records.
+      if (lastId !== undefined) {
+        where.push('id <= ?');
+        args.push(lastId);
+      }
       args.push(Math.min(Math.max(q.limit ?? 100, 1), 10_000));
       const rows = db
         .prepare(`SELECT * FROM logs WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`)
@@ -263,15 +180,17 @@ export function createLogStore(options: LogStoreOptions): LogStore {
     },
     deleteFunction(fn) {
       flushNow();
-      db.prepare('DELETE FROM logs WHERE function = ?').run(fn);
-      recount();
+      void writer.request({ t: 'delete', fn });
     },
-    prune: flushAndPrune,
-    close() {
+    prune,
+    async close() {
       stopped = true;
       cancelPrune();
       flushNow();
+      // The writer closes last, so it is the one that folds the write-ahead log into the database.
       db.close();
+      await writer.close();
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
     },
   };
 }
