@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, describe, it, mock } from 'node:test';
 import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { decodeBatch, encodeBatch } from './log-batch.js';
 import { createLogStore, type LogRecord, requestRecord } from './log-store.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nimbus-log-writer-'));
@@ -45,6 +46,28 @@ async function warnings(fn: () => Promise<void>): Promise<string[]> {
 }
 
 describe('log store writer thread', () => {
+  it('hands records over as columns and reads them back as they were', () => {
+    const records: LogRecord[] = [
+      line(1),
+      { ...line(2), line: 'ünïcødé 🚀 and a\nnewline', requestId: undefined },
+      { ...line(3, 'g'), stream: 'stderr', line: '' },
+      requestRecord(
+        { requestId: 'r', function: 'g', status: 504, durationMs: 3.5, cold: true, error: 'E', traceId: 't' },
+        T,
+      ),
+      requestRecord({ requestId: 'r2', function: 'g', revision: 'r1', status: 200, durationMs: 1, cold: false }, T),
+    ];
+    const { values, functions, lineLengths } = decodeBatch(structuredClone(encodeBatch(records)));
+    const rows = records.map((_, i) => values.slice(i * 12, i * 12 + 12));
+    assert.deepEqual(rows[0], [T + 1, 'f', 'r1', 'i1', 'req-1', 'stdout', 'line 1', null, null, null, null, null]);
+    assert.deepEqual(rows[1]!.slice(4, 7), [null, 'stdout', 'ünïcødé 🚀 and a\nnewline']);
+    assert.deepEqual(rows[2]!.slice(1, 7), ['g', 'r1', 'i1', 'req-3', 'stderr', '']);
+    assert.deepEqual(rows[3], [T, 'g', '', '', 'r', 'request', '', 504, 3.5, 1, 'E', 't']);
+    assert.deepEqual(rows[4]!.slice(1, 12), ['g', 'r1', '', 'r2', 'request', '', 200, 1, 0, null, null]);
+    assert.deepEqual(functions, ['f', 'f', 'g', 'g', 'g']);
+    assert.deepEqual(lineLengths, [6, 24, 0, 0, 0]);
+  });
+
   it('a query sees every record appended before it, and none appended after', async () => {
     const logs = createLogStore({ path: dbPath() });
     for (let i = 0; i < 5000; i++) logs.append(line(i));
