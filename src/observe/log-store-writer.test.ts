@@ -155,7 +155,7 @@ describe('log store writer thread', () => {
       assert.equal((await logs.query({ function: 'f' })).length, 1);
     });
     assert.ok(
-      said.some((w) => /10 log records were not written \(.*no room\)/.test(w)),
+      said.some((w) => /log records not written: 10 \(.*no room\)/.test(w)),
       said.join('\n'),
     );
     other.exec('DROP TRIGGER refuse');

@@ -189,7 +189,7 @@ function createLossReport() {
     clearTimeout(timer);
     timer = undefined;
     if (count === 0) return;
-    console.warn(`nimbus: WARNING: ${count} log records were not written (${reason})`);
+    console.warn(`nimbus: WARNING: log records not written: ${count} (${reason})`);
     count = 0;
     lastAt = Date.now();
   };
