@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { type AbortLike, LazyAbort } from '../core/abort.js';
 import type { Clock } from '../core/clock.js';
 import { NimbusError, toNimbusError } from '../core/errors.js';
@@ -108,10 +109,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     let deadlineEntry: Deadline | undefined;
     // Made only for a request with a body (a Transform per GET cost ≈ 1 µs).
     let limiter: BodyLimit | undefined;
-    const onClose = () => {
-      if (!res.writableFinished) abort.abort(new Error('client closed the connection'));
-    };
-    res.on('close', onClose);
+    const open = openRequestsOf(req.socket);
+    open.add(abort);
     try {
       const plan = resolver.resolve(name, tag);
       if (!plan) throw notFound(resolver, name, tag);
@@ -147,7 +146,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       } else res.destroy(error);
     } finally {
       if (deadlineEntry) deadlines.cancel(deadlineEntry);
-      res.off('close', onClose);
+      open.delete(abort);
       // A timed-out instance may be stuck in a loop: stop it once its other requests finish.
       lease?.release({ recycle: record.error === 'NIMBUS_ERR_TIMEOUT' });
       if (--inFlight === 0 && idleWaiters.length > 0) for (const r of idleWaiters.splice(0)) r();
@@ -167,6 +166,25 @@ export function createGateway(options: GatewayOptions): Gateway {
       return inFlight === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve));
     },
   };
+}
+
+const kOpenRequests = Symbol('nimbus.openRequests');
+
+/**
+ * The requests being served on a client connection, aborted if it closes first. One 'close'
+ * listener per connection rather than an on/off pair per request (keep-alive clients send many).
+ */
+function openRequestsOf(socket: Socket & { [kOpenRequests]?: Set<LazyAbort> }): Set<LazyAbort> {
+  let open = socket[kOpenRequests];
+  if (!open) {
+    const requests = new Set<LazyAbort>();
+    socket.once('close', () => {
+      for (const request of requests) request.abort(new Error('client closed the connection'));
+    });
+    socket[kOpenRequests] = requests;
+    open = requests;
+  }
+  return open;
 }
 
 // Hop-by-hop headers a lazy response may carry (the channel drops connection and transfer-encoding).

@@ -114,6 +114,23 @@ describe('invoking functions through the gateway', () => {
     assert.ok(logs.every((l: any) => l.requestId === requestId));
   });
 
+  it("aborts the function's request.signal when its caller closes the connection", async () => {
+    const tag = `t${Date.now()}`;
+    const timeOf = async (line: string) => {
+      const { logs } = await node.json('/api/v1/functions/echo/logs');
+      return logs.find((l: any) => l.line === line)?.time as string;
+    };
+    const req = httpRequest(`${node.url}/fn/echo/wait-abort?tag=${tag}`);
+    req.on('error', () => {});
+    req.end();
+    const waiting = await eventually(() => timeOf(`waiting ${tag}`));
+    req.destroy();
+    const aborted = await eventually(() => timeOf(`aborted ${tag}`));
+    // Well before echo's 2 s timeout, which would abort it too.
+    const ms = Date.parse(aborted) - Date.parse(waiting);
+    assert.ok(ms < 1500, `aborted ${ms} ms after it started waiting`);
+  });
+
   it('answers 413 for a body over the limit, declared or chunked', async () => {
     const declared = await node.call('/fn/echo/', { method: 'POST', body: 'x'.repeat(70 * 1024) });
     assert.equal(declared.status, 413);

@@ -13,6 +13,9 @@ export interface BodyControl {
   abort(reason: Error): void;
 }
 
+/** The sink of a body taken whole: later pushes (none normally) go nowhere. */
+const TAKEN: BodySink = { write: () => true, end() {}, error() {} };
+
 /**
  * A response body pushed by a producer (the channel's dispatch handler) and read by one consumer:
  * either a Node writable through `attach` (the gateway's fast path, no web stream), or a web
@@ -76,7 +79,7 @@ export class PushedBody {
   takeAll(): Buffer {
     const chunks = this.#chunks;
     this.#chunks = [];
-    this.#sink = { write: () => true, end() {}, error() {} };
+    this.#sink = TAKEN;
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   }
 

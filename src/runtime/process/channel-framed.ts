@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { AbortLike } from '../../core/abort.js';
 import { NimbusError } from '../../core/errors.js';
-import { createLazyResponse, PushedBody, type RawHeaders } from '../channel/index.js';
+import { type BodyControl, createLazyResponse, PushedBody, type RawHeaders } from '../channel/index.js';
 import { ACK_STEP, FrameDecoder, FrameType, FrameWriter, Outbound, PREFACE } from '../guest/framing.js';
 import type { Channel } from './channel.js';
 import { requestHead } from './request-head.js';
@@ -12,23 +12,43 @@ const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 /** Response bytes buffered ahead of the reader before the guest stops getting credit. */
 const BODY_HIGH_WATER = 64 * 1024;
 
-/** One request in flight on the connection. */
-interface Stream {
-  id: number;
-  method: string;
-  resolve: (response: Response) => void;
-  reject: (err: unknown) => void;
+/**
+ * One request in flight on the connection; also its response body's flow control (a class, so a
+ * request costs no closures for it).
+ */
+class Stream implements BodyControl {
   /** Set once the response head came. */
-  body: PushedBody | null | undefined;
+  body: PushedBody | null | undefined = undefined;
   /** Response bytes received and not yet acknowledged. */
-  unacked: number;
+  unacked = 0;
   /** The reader paused the body: no acknowledgements until it resumes. */
-  paused: boolean;
+  paused = false;
   /** The request body being sent, with its sending half. */
   source?: Readable;
   out?: Outbound;
   signal?: AbortLike;
   onAbort?: () => void;
+
+  constructor(
+    readonly connection: Connection,
+    readonly id: number,
+    readonly method: string,
+    readonly resolve: (response: Response) => void,
+    readonly reject: (err: unknown) => void,
+  ) {}
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.connection.acknowledge(this);
+  }
+
+  abort(reason: Error): void {
+    this.connection.cancel(this, reason);
+  }
 }
 
 /**
@@ -98,7 +118,7 @@ class Connection {
     const id = this.#nextId;
     this.#nextId = id >= 0x7fffffff ? 1 : id + 1;
     return new Promise<Response>((resolve, reject) => {
-      const stream: Stream = { id, method: head.method, resolve, reject, body: undefined, unacked: 0, paused: false };
+      const stream = new Stream(this, id, head.method, resolve, reject);
       this.#streams.set(id, stream);
       this.#writer.frame(
         FrameType.RequestHead,
@@ -108,7 +128,7 @@ class Connection {
       if (head.body) this.#sendBody(stream, head.body);
       if (signal) {
         stream.signal = signal;
-        stream.onAbort = () => this.#cancel(stream, signal.reason);
+        stream.onAbort = () => this.cancel(stream, signal.reason);
         signal.addEventListener('abort', stream.onAbort, { once: true });
       }
     });
@@ -176,19 +196,15 @@ class Connection {
     let body: PushedBody | null = null;
     if (!NULL_BODY.has(status) && stream.method !== 'HEAD') {
       body = new PushedBody(BODY_HIGH_WATER);
-      body.setControl({
-        pause: () => {
-          stream.paused = true;
-        },
-        resume: () => {
-          stream.paused = false;
-          if (stream.unacked > 0 && this.#streams.get(stream.id) === stream) this.#ack(stream);
-        },
-        abort: (reason) => this.#cancel(stream, reason),
-      });
+      body.setControl(stream);
     }
     stream.body = body;
     stream.resolve(createLazyResponse({ status, headers, body }));
+  }
+
+  /** The reader resumed: acknowledge what it buffered meanwhile. */
+  acknowledge(stream: Stream): void {
+    if (stream.unacked > 0 && this.#streams.get(stream.id) === stream) this.#ack(stream);
   }
 
   #ack(stream: Stream): void {
@@ -197,7 +213,7 @@ class Connection {
   }
 
   /** The caller gave up: tell the guest, fail the stream with `reason`. */
-  #cancel(stream: Stream, reason: unknown): void {
+  cancel(stream: Stream, reason: unknown): void {
     if (this.#streams.get(stream.id) !== stream) return;
     this.#writer.frame(FrameType.Cancel, stream.id);
     this.#finish(stream, reason);

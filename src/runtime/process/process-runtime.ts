@@ -117,10 +117,13 @@ class ProcessInstance implements Instance {
         new NimbusError('NIMBUS_ERR_INSTANCE_CRASHED', `Instance ${this.id} is not running (${this.state})`),
       );
     }
-    return this.#channel.fetch(request, options?.signal ?? request.signal).catch(async (err) => {
-      throw hasCode(err, 'NIMBUS_ERR_INSTANCE_CRASHED') ? await this.#explain(err) : err;
-    });
+    return this.#channel.fetch(request, options?.signal ?? request.signal).catch(this.#explainCrash);
   }
+
+  // One closure per instance rather than one per request.
+  readonly #explainCrash = async (err: unknown): Promise<never> => {
+    throw hasCode(err, 'NIMBUS_ERR_INSTANCE_CRASHED') ? await this.#explain(err) : err;
+  };
 }
 
 /** Signal names by number, to read bwrap's `128 + n` exit codes. */
