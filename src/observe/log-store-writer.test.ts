@@ -168,6 +168,21 @@ describe('log store writer thread', () => {
     await logs.close();
   });
 
+  it('a writer thread that cannot start: warnings, records counted as lost, queries and close() still answer', async () => {
+    const logs = createLogStore({ path: dbPath(), writerEntry: new URL('./no-such-writer.mjs', import.meta.url) });
+    const seen: string[] = [];
+    logs.follow('f', (r) => seen.push(r.line));
+    const said = await warnings(async () => {
+      for (let i = 0; i < 5; i++) logs.append(line(i));
+      assert.deepEqual(await logs.query({ function: 'f' }), []);
+      await logs.close();
+    });
+    assert.equal(seen.length, 5, 'followers still get every record');
+    const text = said.join('\n');
+    assert.match(text, /log writer thread stopped \(Cannot find module .*no-such-writer\.mjs/);
+    assert.match(text, /log records not written: 5 \(the log writer thread died on them twice\)/);
+  });
+
   it('follows get each record at once, before any write', async () => {
     const logs = createLogStore({ path: dbPath() });
     const seen: string[] = [];

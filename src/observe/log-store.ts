@@ -94,6 +94,8 @@ export interface LogStoreOptions extends Partial<LogRetention> {
   pruneIntervalMs?: number;
   /** Tests: sees each writer thread as it starts (to end one and watch the store recover). */
   onWriterThread?: (worker: Worker) => void;
+  /** Tests: the writer thread's module (one that cannot start, say). */
+  writerEntry?: URL;
 }
 
 // Records are handed over in batches: each is one message to the writer thread and one reply,
@@ -115,7 +117,10 @@ export function createLogStore(options: LogStoreOptions): LogStore {
   // Made (and upgraded) here, before the thread starts, so a data dir that cannot hold it fails the start.
   const db = openLogDatabase(path);
   db.pragma('query_only = ON');
-  const writer = startLogWriterThread({ path, retention, epoch: randomUUID() }, options.onWriterThread);
+  const writer = startLogWriterThread(
+    { path, retention, epoch: randomUUID() },
+    { onStart: options.onWriterThread, entry: options.writerEntry },
+  );
   const listeners = new Map<string, Set<(r: LogRecord) => void>>();
   let pending: LogRecord[] = [];
   let flushTimer: NodeJS.Timeout | undefined;

@@ -37,7 +37,15 @@ const MAX_TRIES = 2;
 const MAX_UNWRITTEN = 200_000;
 const WARN_EVERY_MS = 10_000;
 
-export function startLogWriterThread(data: WriterData, onStart?: (worker: Worker) => void): LogWriterThread {
+export interface WriterThreadHooks {
+  /** Sees each thread as it starts. */
+  onStart?: (worker: Worker) => void;
+  /** The thread's module; default: log-worker beside this one (`writerEntry`). */
+  entry?: URL;
+}
+
+export function startLogWriterThread(data: WriterData, hooks: WriterThreadHooks = {}): LogWriterThread {
+  const entry = hooks.entry ?? writerEntry();
   const undone = new Map<number, Item>();
   let unwritten = 0;
   let nextId = 1;
@@ -51,7 +59,7 @@ export function startLogWriterThread(data: WriterData, onStart?: (worker: Worker
   function start(): void {
     restart = undefined;
     lastError = undefined;
-    const w = new Worker(writerEntry(), { workerData: data });
+    const w = new Worker(entry, { workerData: data });
     worker = w;
     w.on('message', onReply);
     w.on('error', (e) => {
@@ -61,13 +69,17 @@ export function startLogWriterThread(data: WriterData, onStart?: (worker: Worker
     for (const item of undone.values()) w.postMessage(item.msg);
     // The thread keeps the process alive only while it has work: records are not lost to an exit.
     if (undone.size === 0) w.unref();
-    onStart?.(w);
+    hooks.onStart?.(w);
   }
 
   function post(item: Item): void {
     undone.set(item.msg.id, item);
     unwritten += item.records;
-    if (!worker) return;
+    // Work keeps the process alive until it is done: the thread, or the timer that starts it again.
+    if (!worker) {
+      restart?.ref();
+      return;
+    }
     worker.postMessage(item.msg);
     if (undone.size === 1) worker.ref();
   }
@@ -78,7 +90,9 @@ export function startLogWriterThread(data: WriterData, onStart?: (worker: Worker
     undone.delete(id);
     unwritten -= item.records;
     item.done?.(lastId);
-    if (undone.size === 0) worker?.unref();
+    if (undone.size > 0) return;
+    worker?.unref();
+    restart?.unref();
   }
 
   function onReply(reply: WriterReply): void {
