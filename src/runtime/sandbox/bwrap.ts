@@ -94,7 +94,7 @@ export function bwrapArgs(spec: BwrapSpec): string[] {
   for (const dir of parents) args.push('--perms', '0755', '--dir', dir);
   for (const m of spec.system) {
     if (m.kind === 'symlink') args.push('--symlink', m.target, m.path);
-    else args.push('--ro-bind', m.path, m.path);
+    else args.push('--ro-bind', m.source ?? m.path, m.path);
   }
   for (const f of spec.files) args.push('--ro-bind', f.source, f.dest);
   for (const b of spec.binds) args.push(b.writable ? '--bind-fd' : '--ro-bind-fd', String(b.fd), b.dest);

@@ -26,6 +26,11 @@ export interface SandboxOptions {
   /** Load the seccomp filter (seccomp.ts) into every instance. Default true; false only to measure it. */
   seccomp?: boolean;
   limits?: LimitOptions;
+  /**
+   * Host file instances see at /etc/resolv.conf (default: the host's own, a symlink followed). The
+   * CRIU runtime gives its dump copies a generated one (criu/resolv.ts); tests a file of their own.
+   */
+  resolvConf?: string;
 }
 
 /** Host side of one sandboxed instance. */
@@ -117,7 +122,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
   const off = options.mode === 'off';
   const root = process.geteuid?.() === 0;
   const user = root ? { ...(options.user ?? NOBODY), setprivPath: findOnPath('setpriv') ?? '' } : undefined;
-  const system = systemMounts();
+  const system = systemMounts('/', options.resolvConf ? { '/etc/resolv.conf': options.resolvConf } : {});
   const tmpSizeBytes = (options.tmpSizeMb ?? 64) * 1024 * 1024;
 
   // Generated passwd/group: programs that look up their own user find one; the host's stay unseen.

@@ -15,10 +15,15 @@ import {
   readSync,
   realpathSync,
 } from 'node:fs';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 
-/** One read-only piece of the host system, at the same path inside. */
-export type SystemMount = { kind: 'ro-bind'; path: string } | { kind: 'symlink'; path: string; target: string };
+/**
+ * One read-only piece of the host system, at `path` inside: bound from the same host path, or from
+ * `source` (an /etc file reached through a symlink whose target the sandbox does not show).
+ */
+export type SystemMount =
+  | { kind: 'ro-bind'; path: string; source?: string }
+  | { kind: 'symlink'; path: string; target: string };
 
 /** Directories bound whole (read-only) when present. */
 export const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
@@ -49,25 +54,71 @@ export const ETC_ALLOW = [
   'debian_version',
 ];
 
-/** The system view: SYSTEM_DIRS (a symlink such as /lib → usr/lib stays a symlink) and ETC_ALLOW. */
-export function systemMounts(root = '/'): SystemMount[] {
+/**
+ * The system view: SYSTEM_DIRS (a symlink such as /lib → usr/lib stays a symlink) and ETC_ALLOW.
+ * `sources` takes an /etc entry from another host path (`{ '/etc/resolv.conf': FILE }`): the CRIU
+ * dump copy's generated resolv.conf, and tests, which cannot change the host's own.
+ */
+export function systemMounts(root = '/', sources: Record<string, string> = {}): SystemMount[] {
   const mounts: SystemMount[] = [];
-  const add = (path: string) => {
-    const host = join(root, path);
-    let stat: import('node:fs').Stats;
-    try {
-      stat = lstatSync(host);
-    } catch {
-      return;
-    }
-    if (stat.isSymbolicLink()) mounts.push({ kind: 'symlink', path, target: readlinkSync(host) });
-    else mounts.push({ kind: 'ro-bind', path });
-  };
-  for (const dir of SYSTEM_DIRS) add(dir);
-  for (const name of ETC_ALLOW) add(`/etc/${name}`);
+  for (const dir of SYSTEM_DIRS) {
+    const host = join(root, dir);
+    const stat = lstatQuiet(host);
+    if (stat?.isSymbolicLink()) mounts.push({ kind: 'symlink', path: dir, target: readlinkSync(host) });
+    else if (stat) mounts.push({ kind: 'ro-bind', path: dir });
+  }
+  const dirs = [...mounts];
+  const etc = ETC_ALLOW.map((name) => `/etc/${name}`);
   // Python's per-version config (/etc/python3.11/sitecustomize.py on Debian).
-  for (const version of ['python3']) if (existsSync(join(root, 'etc', version))) add(`/etc/${version}`);
+  for (const version of ['python3']) if (existsSync(join(root, 'etc', version))) etc.push(`/etc/${version}`);
+  for (const path of etc) {
+    const m = etcMount(path, sources[path] ?? join(root, path), dirs);
+    if (m) mounts.push(m);
+  }
   return mounts;
+}
+
+function lstatQuiet(path: string): import('node:fs').Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * How the /etc entry at `path` inside comes from `host`. A symlink stays one only when every hop
+ * of its chain lies in the bound system dirs (/etc/localtime → /usr/share/zoneinfo/…, which
+ * programs read the zone name from); otherwise its resolved target is bound in its place, since
+ * the target is not mounted (systemd-resolved's /etc/resolv.conf → ../run/systemd/resolve/…,
+ * NixOS's /etc/hosts → /etc/static/… → /nix/store/…). A dangling one stays as dangling as on the host.
+ */
+export function etcMount(path: string, host: string, dirs: SystemMount[]): SystemMount | undefined {
+  const stat = lstatQuiet(host);
+  if (!stat) return undefined;
+  if (!stat.isSymbolicLink())
+    return host === path ? { kind: 'ro-bind', path } : { kind: 'ro-bind', path, source: host };
+  if (host === path && chainInside(host, dirs)) return { kind: 'symlink', path, target: readlinkSync(host) };
+  try {
+    return { kind: 'ro-bind', path, source: realpathSync(host) };
+  } catch {
+    return host === path ? { kind: 'symlink', path, target: readlinkSync(host) } : undefined;
+  }
+}
+
+/** True when each hop of the symlink `link` and its final target lie in the bound system dirs. */
+function chainInside(link: string, dirs: SystemMount[]): boolean {
+  const under = (p: string) => dirs.some((m) => p === m.path || p.startsWith(`${m.path}/`));
+  let p = link;
+  for (let hop = 0; hop < 40 && lstatQuiet(p)?.isSymbolicLink(); hop++) {
+    p = resolve(dirname(p), readlinkSync(p));
+    if (!under(p)) return false;
+  }
+  try {
+    return isSystemPath(realpathSync(link), dirs);
+  } catch {
+    return false;
+  }
 }
 
 /** True when `path` is inside one of the bound system directories. */
