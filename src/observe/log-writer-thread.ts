@@ -54,12 +54,20 @@ export function startLogWriterThread(data: WriterData, hooks: WriterThreadHooks 
   let crashes = 0;
   let restart: NodeJS.Timeout | undefined;
   let ended = false;
+  let closing: Promise<void> | undefined;
   const lost = createLossReport();
 
   function start(): void {
     restart = undefined;
     lastError = undefined;
-    const w = new Worker(entry, { workerData: data });
+    let w: Worker;
+    try {
+      w = new Worker(entry, { workerData: data });
+    } catch (e) {
+      // Not even made (no memory for a thread, say): as if it had died at once.
+      crashed((e as Error).message);
+      return;
+    }
     worker = w;
     w.on('message', onReply);
     w.on('error', (e) => {
@@ -108,7 +116,11 @@ export function startLogWriterThread(data: WriterData, hooks: WriterThreadHooks 
   function onExit(w: Worker, code: number): void {
     if (w !== worker) return;
     worker = undefined;
-    if (ended) return;
+    if (!ended) crashed(lastError?.message ?? `exit code ${code}`);
+  }
+
+  /** A thread died (or could not be made): the oldest undone message is blamed, the rest wait for the next. */
+  function crashed(reason: string): void {
     crashes++;
     const [oldest] = undone.values();
     if (oldest && ++oldest.tries >= MAX_TRIES) {
@@ -117,7 +129,7 @@ export function startLogWriterThread(data: WriterData, hooks: WriterThreadHooks 
     }
     const delay = Math.min(100 * 2 ** (crashes - 1), 10_000);
     console.warn(
-      `nimbus: WARNING: the log writer thread stopped (${lastError?.message ?? `exit code ${code}`}); ` +
+      `nimbus: WARNING: the log writer thread stopped (${reason}); ` +
         `starting it again in ${delay} ms (${unwritten} log records to write)`,
     );
     restart = setTimeout(start, delay);
@@ -168,16 +180,21 @@ export function startLogWriterThread(data: WriterData, hooks: WriterThreadHooks 
       }
     },
     request,
-    async close(timeoutMs = 10_000) {
-      const done = await request({ t: 'close' }, timeoutMs);
-      ended = true;
-      clearTimeout(restart);
-      if (done === undefined && unwritten > 0) lost.add(unwritten, 'the log store closed before they were written');
-      for (const id of [...undone.keys()]) settle(id, undefined);
-      await worker?.terminate();
-      lost.report();
+    close(timeoutMs = 10_000) {
+      closing ??= end(timeoutMs);
+      return closing;
     },
   };
+
+  async function end(timeoutMs: number): Promise<void> {
+    const done = await request({ t: 'close' }, timeoutMs);
+    ended = true;
+    clearTimeout(restart);
+    if (done === undefined && unwritten > 0) lost.add(unwritten, 'the log store closed before they were written');
+    for (const id of [...undone.keys()]) settle(id, undefined);
+    await worker?.terminate();
+    lost.report();
+  }
 }
 
 /**
