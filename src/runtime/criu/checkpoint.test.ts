@@ -60,7 +60,13 @@ describe('checkpoint and restore command lines', () => {
   it('names the per-instance mounts on dump and maps them on restore', () => {
     const dump = dumpArgs(42, '/img');
     assert.deepEqual(dump.slice(0, 5), ['dump', '-t', '42', '-D', '/img']);
-    for (const m of ['mnt[]', 'mnt[/nimbus/run]:run', 'mnt[/etc/passwd]:passwd', 'mnt[/etc/group]:group'])
+    for (const m of [
+      'mnt[]',
+      'mnt[/nimbus/run]:run',
+      'mnt[/etc/passwd]:passwd',
+      'mnt[/etc/group]:group',
+      'mnt[/etc/resolv.conf]:resolv',
+    ])
       assert.ok(dump.includes(m), m);
     const restore = restoreArgs({
       image: '/data/criu/abc',
@@ -68,12 +74,14 @@ describe('checkpoint and restore command lines', () => {
       workDir: '/w',
       runDir: '/w/run',
       etcDir: '/etc-dir',
+      resolvConf: '/w/resolv.conf',
     });
     for (const a of [
       'fd[1]:pipe:[1]',
       'fd[2]:pipe:[2]',
       'mnt[run]:/w/run',
       'mnt[passwd]:/etc-dir/passwd',
+      'mnt[resolv]:/w/resolv.conf',
       '/data/criu/abc/root',
       '-d',
     ])
@@ -85,6 +93,7 @@ describe('checkpoint and restore command lines', () => {
       workDir: '/w',
       runDir: '/w/run',
       etcDir: '/e',
+      resolvConf: '/w/resolv.conf',
       loopbackScript: '/s/loopback.sh',
     });
     assert.deepEqual(quick.slice(quick.indexOf('--empty-ns'), quick.indexOf('--empty-ns') + 4), [

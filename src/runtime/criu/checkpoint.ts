@@ -59,6 +59,11 @@ export interface CheckpointMeta {
 export const IMAGE_DIR = 'img';
 export const ROOT_DIR = 'root';
 export const META_FILE = 'meta.json';
+/**
+ * What the image expects on restore beyond the platform: layout 2 names /etc/resolv.conf (a file
+ * generated per restore, resolv.ts). Part of CheckpointMeta.platform, so older images are made again.
+ */
+export const IMAGE_LAYOUT = 'layout-2';
 
 /** What checkpointing needs from its runtime. */
 export interface CheckpointContext {
@@ -117,6 +122,9 @@ export function dumpArgs(pid: number, imageDir: string): string[] {
     'mnt[/etc/passwd]:passwd',
     '--external',
     'mnt[/etc/group]:group',
+    // The dump copy's is the runtime's generated file; each restore maps in its own (resolv.ts).
+    '--external',
+    'mnt[/etc/resolv.conf]:resolv',
   ];
 }
 

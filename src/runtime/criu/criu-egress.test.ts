@@ -19,24 +19,10 @@ import { createProcessRuntime } from '../process/process-runtime.js';
 import type { Instance } from '../types.js';
 import { type CriuRuntime, createCriuRuntime, criuSupport, unsupportedReason } from './index.js';
 import { findSlirp, NO_SLIRP_REASON, slirpArgs } from './network.js';
-import { appSpecs } from './test-spec.js';
+import { appSpecs, slirpsOf } from './test-spec.js';
 
 const KEY = 'egress-identity';
 const spec = appSpecs('py-egress', KEY, 'egress');
-
-/** Host pids of the slirp4netns processes attached to the network namespace of `pid`. */
-function slirpsOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      const state = /^State:\s+(\S)/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1];
-      if (argv[0]?.endsWith('slirp4netns') && argv.includes(String(pid)) && state !== 'Z') out.push(Number(entry));
-    } catch {}
-  }
-  return out;
-}
 
 const json = async (instance: Instance, path: string) =>
   (await (await instance.fetch(new Request(`http://instance${path}`))).json()) as Record<string, unknown>;

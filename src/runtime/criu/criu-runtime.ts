@@ -15,9 +15,10 @@ import { type CgroupHost, type InstanceStats, openCgroups } from '../sandbox/cgr
 import { limitsFor } from '../sandbox/limits.js';
 import { createSandbox, type Sandbox, type SandboxOptions, trackTempDir } from '../sandbox/sandbox.js';
 import type { Instance, InstanceSpec, Runtime, RuntimeEvent } from '../types.js';
-import { type CheckpointMeta, META_FILE, makeCheckpoint } from './checkpoint.js';
+import { type CheckpointMeta, IMAGE_LAYOUT, META_FILE, makeCheckpoint } from './checkpoint.js';
 import { type CriuSupport, criuSupport } from './detect.js';
 import { findSlirp, NO_SLIRP_REASON } from './network.js';
+import { HOST_RESOLV_CONF, writeInstanceResolvConf } from './resolv.js';
 import { LOOPBACK_SCRIPT, type RestoredInstance, restoreInstance } from './restore.js';
 
 /** Whether a revision's cold starts are CRIU restores, as `nimbus get` shows it. */
@@ -124,24 +125,28 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
     | undefined;
   let partsError: string | undefined;
   const setprivPath = ['/usr/bin/setpriv', '/bin/setpriv'].find(executable);
+  const hostResolvConf = options.sandbox?.resolvConf ?? HOST_RESOLV_CONF;
   const slirpPath = options.slirpPath === false ? undefined : (options.slirpPath ?? findSlirp());
   const unsupported = (subject: CheckpointSubject) =>
     unsupportedReason(subject, support(), true, slirpPath !== undefined);
   const getParts = () => {
     if (parts || partsError) return parts;
-    const sandbox = createSandbox(options.sandbox);
-    const cgroups = openCgroups();
-    if (!sandbox.isolated || 'reason' in cgroups) {
-      partsError = sandbox.warnings.join('; ') || ('reason' in cgroups ? cgroups.reason : 'no sandbox');
-      sandbox.close();
-      return undefined;
-    }
     const base = mkdtempSync(join(tmpdir().length < 60 ? tmpdir() : '/tmp', 'nimbus-criu-rt-'));
     const remove = trackTempDir(base);
     const etcDir = join(base, 'etc');
     mkdirSync(etcDir, { mode: 0o755 });
     writeFileSync(join(etcDir, 'passwd'), ETC_PASSWD);
     writeFileSync(join(etcDir, 'group'), ETC_GROUP);
+    // Dump copies read what a restored instance will: a lookup cached at init stays right after it.
+    const resolvConf = writeInstanceResolvConf(etcDir, hostResolvConf);
+    const sandbox = createSandbox({ ...options.sandbox, resolvConf });
+    const cgroups = openCgroups();
+    if (!sandbox.isolated || 'reason' in cgroups) {
+      partsError = sandbox.warnings.join('; ') || ('reason' in cgroups ? cgroups.reason : 'no sandbox');
+      sandbox.close();
+      remove();
+      return undefined;
+    }
     // Loopback only (network: none): bring it up instead of replaying the namespace (restore.ts).
     let loopbackScript: string | undefined;
     if (executable('/usr/bin/nsenter') && ['/usr/sbin/ip', '/usr/bin/ip', '/sbin/ip'].some(executable)) {
@@ -175,7 +180,7 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
   const imageDir = (key: string) => join(options.dir, key.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80));
   let platformId: string | undefined;
   const platform = () => {
-    platformId ??= `${process.version} criu-${support().version} watchdog-${createHash('sha256')
+    platformId ??= `${process.version} criu-${support().version} ${IMAGE_LAYOUT} watchdog-${createHash('sha256')
       .update(readFileSync(guestFile(ctx.guestDir, 'watchdog')))
       .digest('hex')
       .slice(0, 12)}`;
@@ -237,6 +242,7 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
       spec,
       baseDir,
       etcDir: p.etcDir,
+      hostResolvConf,
       loopbackScript: p.loopbackScript,
       cgroup,
       slirpPath: spec.network === 'none' ? undefined : slirpPath,

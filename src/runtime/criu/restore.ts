@@ -18,6 +18,7 @@ import type { InstanceCgroup } from '../sandbox/cgroups.js';
 import type { Instance, InstanceSpec, InstanceState } from '../types.js';
 import { type CheckpointMeta, criuErrors, IMAGE_DIR, ROOT_DIR } from './checkpoint.js';
 import { attachEgress, type Egress } from './network.js';
+import { writeInstanceResolvConf } from './resolv.js';
 
 /**
  * criu's action script for `--empty-ns net`: the network namespace of a `network: none` instance
@@ -34,6 +35,8 @@ export function restoreArgs(o: {
   workDir: string;
   runDir: string;
   etcDir: string;
+  /** The instance's resolv.conf (resolv.ts), mapped in at /etc/resolv.conf. */
+  resolvConf: string;
   /** LOOPBACK_SCRIPT on disk: the network namespace is made empty and only loopback brought up. */
   loopbackScript?: string;
 }): string[] {
@@ -68,6 +71,8 @@ export function restoreArgs(o: {
     `mnt[passwd]:${join(o.etcDir, 'passwd')}`,
     '--external',
     `mnt[group]:${join(o.etcDir, 'group')}`,
+    '--external',
+    `mnt[resolv]:${o.resolvConf}`,
   ];
 }
 
@@ -96,6 +101,8 @@ export interface RestoreRequest {
   baseDir: string;
   /** Holds passwd and group for the sandbox. */
   etcDir: string;
+  /** The host's resolv.conf, which the instance's own is generated from (resolv.ts). Default /etc/resolv.conf. */
+  hostResolvConf?: string;
   loopbackScript?: string;
   cgroup?: InstanceCgroup;
   /** `network: egress`: attach outbound network with this slirp4netns (network.ts) before returning. */
@@ -151,6 +158,8 @@ export async function restoreInstance(req: RestoreRequest): Promise<RestoredInst
     workDir: req.baseDir,
     runDir,
     etcDir: req.etcDir,
+    // Read at each restore: a host whose resolvers change (DHCP, a VPN) gives the next instance the new ones.
+    resolvConf: writeInstanceResolvConf(req.baseDir, req.hostResolvConf),
     loopbackScript: req.loopbackScript,
   });
   // criu joins the instance's cgroup first: every restored process is its child, so it is in there too.

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { InstanceSpec } from '../types.js';
 
@@ -21,4 +22,18 @@ export function appSpecs(app: string, key: string, network: 'none' | 'egress') {
     checkpoint: key,
     ...extra,
   });
+}
+
+/** Host pids of the slirp4netns processes attached to the network namespace of `pid`. */
+export function slirpsOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const state = /^State:\s+(\S)/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1];
+      if (argv[0]?.endsWith('slirp4netns') && argv.includes(String(pid)) && state !== 'Z') out.push(Number(entry));
+    } catch {}
+  }
+  return out;
 }
