@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -125,6 +127,8 @@ describe('DNS in restored network: egress instances (real criu and slirp4netns; 
       { mode: 0o755 },
     );
     const local = await startTestDns('127.0.0.1', { 'svc.nimbus.test': '192.0.2.78' });
+    const loopbackHttp = createServer((_req, res) => res.end('node loopback'));
+    await new Promise<void>((resolve) => loopbackHttp.listen(0, '127.0.0.1', resolve));
     const viaLoopback = createCriuRuntime({
       inner: createProcessRuntime({ poolSize: 0 }),
       dir,
@@ -143,10 +147,15 @@ describe('DNS in restored network: egress instances (real criu and slirp4netns; 
       assert.equal(readFileSync(`/proc/${helper}/root/etc/resolv.conf`, 'utf8'), 'nameserver 127.0.0.1\n');
       assert.deepEqual(await json(c, '/resolve?name=svc.nimbus.test'), { ok: true, addresses: ['192.0.2.78'] });
       assert.ok(local.asked.includes('svc.nimbus.test'), local.asked.join());
+      // The forwarder is for port 53 only: another loopback service of the node stays out of reach.
+      const url = `http://${SLIRP_DNS}:${(loopbackHttp.address() as AddressInfo).port}/`;
+      const other = await json(c, `/fetch?url=${encodeURIComponent(url)}`);
+      assert.equal(other.ok, false, JSON.stringify(other));
       await viaLoopback.stop('c');
     } finally {
       await viaLoopback.close();
       await local.close();
+      loopbackHttp.close();
     }
   });
 });
