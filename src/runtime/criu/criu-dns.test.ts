@@ -68,6 +68,7 @@ const json = async (instance: Instance, path: string) =>
 describe('DNS in restored network: egress instances (real criu and slirp4netns; no query leaves this machine)', () => {
   const KEY = 'dns-identity';
   const spec = appSpecs('py-egress', KEY, 'egress');
+  const INIT = { INIT_RESOLVE: 'init.nimbus.test' };
   const support = criuSupport();
   const slirp = findSlirp();
   let dir: string;
@@ -79,7 +80,9 @@ describe('DNS in restored network: egress instances (real criu and slirp4netns; 
     // The "host's" resolv.conf: the test DNS server on this machine's own address, nothing else.
     hostResolv = join(dir, 'host-resolv.conf');
     writeFileSync(hostResolv, `nameserver ${hostAddress}\nsearch nimbus.test\noptions timeout:1 attempts:2\n`);
-    rt = createCriuRuntime({ inner: createProcessRuntime({ poolSize: 0 }), dir, sandbox: { resolvConf: hostResolv } });
+    // Normal starts too (the process runtime's sandbox): an init lookup there must not leave the machine either.
+    const sandbox = { resolvConf: hostResolv };
+    rt = createCriuRuntime({ inner: createProcessRuntime({ poolSize: 0, sandbox }), dir, sandbox });
   });
   after(async () => {
     await rt.close();
@@ -92,13 +95,15 @@ describe('DNS in restored network: egress instances (real criu and slirp4netns; 
     if (!slirp) return t.skip(`criu restores of egress apps not available: ${NO_SLIRP_REASON}`);
     assert.ok(hostAddress, 'this machine has a non-loopback IPv4 address for the test DNS server');
     dns = await startTestDns(hostAddress, { 'svc.nimbus.test': '192.0.2.77' });
-    await rt.start(spec('a'));
+    // Init looks a name up: the dump copy's resolver has read its resolv.conf before the dump.
+    await rt.start(spec('a', { env: INIT }));
+    assert.ok(dns.asked.includes('init.nimbus.test'), 'the normal start asked the test server');
     await rt.settled(KEY);
     const made = rt.status({ kind: 'app', network: 'egress', checkpoint: KEY })!;
     assert.equal(made.state, 'ready', JSON.stringify(made));
     await rt.stop('a');
 
-    const b = await rt.start(spec('b'));
+    const b = await rt.start(spec('b', { env: INIT }));
     assert.equal(b.startMode, 'criu');
     assert.deepEqual(await json(b, '/resolv.conf'), {
       text: generated(`nameserver ${hostAddress}`, 'search nimbus.test', 'options timeout:1 attempts:2'),
@@ -126,7 +131,7 @@ describe('DNS in restored network: egress instances (real criu and slirp4netns; 
       `#!/bin/sh\nexec unshare -m --propagation private /bin/sh -c 'mount --bind "$0" /etc/resolv.conf && s="$1" && shift && exec "$s" "$@"' ${slirpView} ${slirp} "$@"\n`,
       { mode: 0o755 },
     );
-    const local = await startTestDns('127.0.0.1', { 'svc.nimbus.test': '192.0.2.78' });
+    const local = await startTestDns('127.0.0.1', { 'other.nimbus.test': '192.0.2.78' });
     const loopbackHttp = createServer((_req, res) => res.end('node loopback'));
     await new Promise<void>((resolve) => loopbackHttp.listen(0, '127.0.0.1', resolve));
     const viaLoopback = createCriuRuntime({
@@ -136,7 +141,7 @@ describe('DNS in restored network: egress instances (real criu and slirp4netns; 
       slirpPath: wrapper,
     });
     try {
-      const c = await viaLoopback.start(spec('c'));
+      const c = await viaLoopback.start(spec('c', { env: INIT }));
       assert.equal(c.startMode, 'criu');
       assert.deepEqual(await json(c, '/resolv.conf'), {
         text: generated(`nameserver ${SLIRP_DNS}`, 'options timeout:1 attempts:2'),
@@ -145,8 +150,11 @@ describe('DNS in restored network: egress instances (real criu and slirp4netns; 
       assert.ok(helper, 'the restored instance has its slirp4netns');
       // Checked before any query: what slirp forwards to is this test's server, not the machine's resolver.
       assert.equal(readFileSync(`/proc/${helper}/root/etc/resolv.conf`, 'utf8'), 'nameserver 127.0.0.1\n');
-      assert.deepEqual(await json(c, '/resolve?name=svc.nimbus.test'), { ok: true, addresses: ['192.0.2.78'] });
-      assert.ok(local.asked.includes('svc.nimbus.test'), local.asked.join());
+      // The image's resolver read the dump copy's file (this machine's address): the lookup after the
+      // restore reads the instance's own.
+      assert.deepEqual(await json(c, '/resolve?name=other.nimbus.test'), { ok: true, addresses: ['192.0.2.78'] });
+      assert.ok(local.asked.includes('other.nimbus.test'), local.asked.join());
+      assert.ok(!dns?.asked.includes('other.nimbus.test'), dns?.asked.join());
       // The forwarder is for port 53 only: another loopback service of the node stays out of reach.
       const url = `http://${SLIRP_DNS}:${(loopbackHttp.address() as AddressInfo).port}/`;
       const other = await json(c, `/fetch?url=${encodeURIComponent(url)}`);
