@@ -4,7 +4,8 @@
 // CPU, so req/s alone hides where the time goes).
 // Run: npm run build && node --import tsx bench/gateway.ts [seconds=5] [connections=16] [rounds=3]
 // Optional: BEFORE=/path/to/another/nimbus/checkout (built) adds that build as a third target,
-// for a before/after table from one run. METRICS_OFF=1 adds this checkout three times more: with
+// for a before/after table from one run. FLOOR=1 adds bench/fixtures/floor-proxy.ts (node:http
+// + the framed channel to an unsandboxed guest, no platform work): the floor of this design. METRICS_OFF=1 adds this checkout three times more: with
 // observability off (--no-metrics --no-request-logs), without request logs, and with tracing on
 // too (--otlp-endpoint to an in-process OTLP sink), to measure what metrics, usage metering,
 // request logs and traces each cost.
@@ -133,6 +134,19 @@ try {
     ]);
     children.push(traced.child);
     targets.push({ name: 'nimbus gateway (+ tracing)', ...traced });
+  }
+  if (process.env.FLOOR) {
+    const floor = await spawnUntil(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'bench/fixtures/floor-proxy.ts')],
+      /listening (\d+) (\d+)/,
+    );
+    children.push(floor.child);
+    targets.push({
+      name: 'floor: node:http + channel, no platform',
+      url: `http://127.0.0.1:${floor.match[1]}/`,
+      pids: { proxy: floor.child.pid!, guest: Number(floor.match[2]) },
+    });
   }
   const after = await nimbusTarget(ROOT);
   children.push(after.child);
