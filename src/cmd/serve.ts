@@ -16,7 +16,13 @@ import {
   type QueueDemand,
 } from '../events/index.js';
 import { createNatsPublisher } from '../events/nats-publisher.js';
-import { createGateway, createStoreResolver, sendPlatformError, splitFunctionUrl } from '../gateway/index.js';
+import {
+  createGateway,
+  createStoreResolver,
+  type InvocationRecord,
+  sendPlatformError,
+  splitFunctionUrl,
+} from '../gateway/index.js';
 import { createInstanceManager, type RevisionPlan } from '../instances/index.js';
 import { createInstanceSampler } from '../observe/instance-sampler.js';
 import { createLogStore, type LogRetention, requestRecord } from '../observe/log-store.js';
@@ -223,6 +229,13 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const resolver = createStoreResolver({ functions: service.functions, revisions: service.revisions, artifacts });
   await resolver.load();
 
+  /** Usage metering (GB-seconds, cold starts, egress) of a request or an async/trigger attempt. */
+  const meter = (r: InvocationRecord) => {
+    const memoryMb = r.revision ? resolver.plan(r.function, r.revision)?.spec.memoryMb : undefined;
+    if (!memoryMb || r.error === 'NIMBUS_ERR_FUNCTION_NOT_FOUND') return;
+    const { function: name, durationMs, cold, egressBytes } = r;
+    usage.record({ function: name, time: Date.now(), durationMs, memoryMb, cold, egressBytes });
+  };
   let draining = false;
   const gateway = createGateway({
     resolver,
@@ -242,17 +255,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
               logs.append(requestRecord(r, clock.now()));
             if (options.metrics === false) return;
             metrics.onInvocation(r);
-            const memoryMb = r.revision ? resolver.plan(r.function, r.revision)?.spec.memoryMb : undefined;
-            if (memoryMb && r.error !== 'NIMBUS_ERR_FUNCTION_NOT_FOUND') {
-              usage.record({
-                function: r.function,
-                time: Date.now(),
-                durationMs: r.durationMs,
-                memoryMb,
-                cold: r.cold,
-                egressBytes: r.egressBytes,
-              });
-            }
+            meter(r);
           },
   });
   // `nats:` destinations publish through one node-level connection, opened on first use.
@@ -263,7 +266,18 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     queue,
     clock,
     // With tracing on, each attempt is a span (`async NAME`) in the trace the invocation carries.
-    invoker: createInvoker({ resolver, manager, clock, maxBodyBytes: options.async?.maxResultBytes, tracer }),
+    // Each attempt is metered and feeds canary judging, as a request through the gateway is.
+    invoker: createInvoker({
+      resolver,
+      manager,
+      clock,
+      maxBodyBytes: options.async?.maxResultBytes,
+      tracer,
+      onAttempt: (r) => {
+        rollouts.onInvocation(r);
+        if (options.metrics !== false) meter(r);
+      },
+    }),
     configs: store.bucket('async-config'),
     exists: (name, tag) => resolver.resolve(name, tag) !== undefined,
     // The longest of the function's routed revisions: a tagged invocation may run any of them.

@@ -74,6 +74,11 @@ export interface InvokerOptions {
    * wait / cold start / function spans hang under it as under the gateway's.
    */
   tracer?: AttemptTracer;
+  /**
+   * Called with each finished attempt's record, as the gateway's onInvocation is for requests: usage
+   * metering and canary judging count async and trigger-driven work too.
+   */
+  onAttempt?: (record: InvocationRecord) => void;
 }
 
 /**
@@ -176,10 +181,35 @@ export function createInvoker(options: InvokerOptions): Invoker {
     }
   }
 
-  const { tracer } = options;
+  const { tracer, onAttempt } = options;
+  const recordOf = (
+    name: string,
+    requestId: string | undefined,
+    response: InvocationResponse,
+    marks: { askedMs?: number; leasedMs?: number; instance?: string },
+  ): InvocationRecord => ({
+    requestId: requestId ?? '',
+    function: name,
+    status: response.status,
+    durationMs: response.durationMs,
+    cold: response.cold,
+    // The answer is stored with the invocation, not sent to a caller.
+    egressBytes: 0,
+    ...(response.revision ? { revision: response.revision } : {}),
+    ...(marks.instance ? { instance: marks.instance } : {}),
+    ...(response.platformError ? { error: response.platformError } : {}),
+    ...(marks.askedMs !== undefined
+      ? { wait: { fromMs: marks.askedMs, toMs: marks.leasedMs ?? response.durationMs } }
+      : {}),
+  });
   return {
     async invoke(name, request, opts = {}) {
-      if (!tracer) return attempt(name, request, opts, {});
+      const marks: { askedMs?: number; leasedMs?: number; instance?: string } = {};
+      if (!tracer) {
+        const response = await attempt(name, request, opts, marks);
+        onAttempt?.(recordOf(name, opts.requestId, response, marks));
+        return response;
+      }
       const trace = tracer.start(name, request.headers[TRACEPARENT_HEADER], {
         name: `async ${name}`,
         kind: 'consumer',
@@ -188,24 +218,10 @@ export function createInvoker(options: InvokerOptions): Invoker {
           ...(opts.tag !== undefined ? { 'nimbus.tag': opts.tag } : {}),
         },
       });
-      const marks: { askedMs?: number; leasedMs?: number; instance?: string } = {};
       const response = await attempt(name, request, opts, marks, trace.traceparent);
-      const record: InvocationRecord = {
-        requestId: opts.requestId ?? '',
-        function: name,
-        status: response.status,
-        durationMs: response.durationMs,
-        cold: response.cold,
-        egressBytes: 0,
-        traceId: trace.traceId,
-        ...(response.revision ? { revision: response.revision } : {}),
-        ...(marks.instance ? { instance: marks.instance } : {}),
-        ...(response.platformError ? { error: response.platformError } : {}),
-        ...(marks.askedMs !== undefined
-          ? { wait: { fromMs: marks.askedMs, toMs: marks.leasedMs ?? response.durationMs } }
-          : {}),
-      };
+      const record = { ...recordOf(name, opts.requestId, response, marks), traceId: trace.traceId };
       tracer.end(trace, record);
+      onAttempt?.(record);
       return response;
     },
   };

@@ -102,4 +102,15 @@ describe('Prometheus metrics', () => {
     assert.doesNotMatch(csv, /missing/, 'unknown functions are not metered');
     assert.equal((await node.call('/api/v1/usage?format=xml')).status, 400);
   });
+
+  it('meters async invocations (and so trigger-driven work) too', async () => {
+    const before = (await node.json('/api/v1/usage?function=echo')).usage[0];
+    const { id } = await node.json('/async/fn/echo/sleep?ms=400', { method: 'POST', body: 'x' });
+    await eventually(async () => (await node.json(`/api/v1/invocations/${id}`)).status === 'succeeded', 20_000);
+    const after = (await node.json('/api/v1/usage?function=echo')).usage[0];
+    assert.equal(after.invocations, before.invocations + 1);
+    // 256 MB for at least 400 ms: ≥ 0.25 GB × 0.4 s.
+    assert.ok(after.gbSeconds - before.gbSeconds >= 0.1, `+${after.gbSeconds - before.gbSeconds} GB-s`);
+    assert.equal(after.egressBytes, before.egressBytes, 'an async answer is stored, not sent out');
+  });
 });
