@@ -74,6 +74,9 @@ export interface Gateway {
 
 // The proxy's own business: the connection's hop-by-hop headers, and `host` (rebuilt from the URL).
 const HOP_BY_HOP = new Set([...HOP_BY_HOP_HEADERS, 'host']);
+// What the instance never gets from the caller: the above, `expect` (node:http answered it), and
+// the forwarding headers the gateway sets itself.
+const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'expect', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-for']);
 
 export function createGateway(options: GatewayOptions): Gateway {
   const { resolver, manager, clock } = options;
@@ -190,9 +193,6 @@ function openRequestsOf(socket: Socket & { [kOpenRequests]?: Set<LazyAbort> }): 
 // Hop-by-hop headers a lazy response may carry (the channel drops connection and transfer-encoding).
 const DROPPED = ['host', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection'];
 
-// The gateway sets these itself: a client's own values must not reach the function.
-const FORWARDED = new Set(['x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-for']);
-
 /**
  * The Request the instance gets: a lazy one (runtime/channel), so a provider that moves Node
  * streams never pays for a web Request and stream, and any other sees a complete Request.
@@ -206,14 +206,14 @@ function toRequest(
   abort: LazyAbort,
   traceparent?: string,
 ): Request {
-  const headers: string[] = [];
+  const host = req.headers.host ?? 'localhost';
+  const headers: string[] = ['host', host];
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const key = raw[i]!.toLowerCase();
-    if (!HOP_BY_HOP.has(key) && !FORWARDED.has(key) && !key.startsWith('x-nimbus-')) headers.push(key, raw[i + 1]!);
+    if (!NOT_FORWARDED.has(key) && !key.startsWith('x-nimbus-')) headers.push(key, raw[i + 1]!);
   }
   if (traceparent) replaceHeader(headers, 'traceparent', traceparent);
-  const host = req.headers.host ?? 'localhost';
   headers.push('x-forwarded-host', host, 'x-forwarded-proto', 'http');
   if (req.socket.remoteAddress) headers.push('x-forwarded-for', req.socket.remoteAddress);
   headers.push(REQUEST_ID_HEADER, requestId, DEADLINE_HEADER, String(deadline));
@@ -223,6 +223,7 @@ function toRequest(
     path,
     headers,
     body: limiter ? req.pipe(limiter) : null,
+    wire: true,
     // Made only if the function's code reads request.signal.
     signal: () => abort.signal,
   });

@@ -34,6 +34,46 @@ describe('invoking functions through the gateway', () => {
     assert.equal(body.body, 'payload');
   });
 
+  it('replaces what a caller may not set: forwarding headers, platform headers, hop-by-hop ones', async () => {
+    const { status, body } = await new Promise<{ status: number; body: any }>((resolve, reject) => {
+      const req = httpRequest(
+        `${node.url}/fn/echo/h`,
+        {
+          headers: {
+            'x-forwarded-for': '6.6.6.6',
+            'x-forwarded-host': 'evil.example',
+            'x-forwarded-proto': 'https',
+            'x-nimbus-request-id': 'forged',
+            'x-nimbus-deadline': '1',
+            'x-nimbus-anything': 'x',
+            'proxy-connection': 'keep-alive',
+            te: 'trailers',
+            'x-kept': 'yes',
+          },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res
+            .on('data', (c) => (text += c))
+            .on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+        },
+      );
+      req.on('error', reject).end();
+    });
+    assert.equal(status, 200);
+    const h = body.headers;
+    const host = new URL(node.url).host;
+    assert.equal(h['x-forwarded-for'], '127.0.0.1');
+    assert.equal(h['x-forwarded-host'], host);
+    assert.equal(h['x-forwarded-proto'], 'http');
+    assert.equal(h.host, host);
+    assert.match(h['x-nimbus-request-id'], /^[0-9a-f-]{36}$/);
+    assert.equal(h['x-nimbus-deadline'], undefined, "the deadline is the platform's own business");
+    for (const gone of ['x-nimbus-anything', 'proxy-connection', 'te']) assert.equal(h[gone], undefined, gone);
+    assert.equal(h['x-kept'], 'yes');
+  });
+
   it('reaches the function at / when the URL has no path after the name', async () => {
     const body = await node.json('/fn/echo?x=1');
     assert.equal(body.path, '/');

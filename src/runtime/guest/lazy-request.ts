@@ -24,6 +24,11 @@ export interface LazyRequestParts {
   body: Readable | null;
   /** `request.signal`, made on first use. */
   signal?: () => AbortSignal;
+  /**
+   * Set by the gateway: `headers` are already what the instance hop sends (lowercase, `host`
+   * first, no hop-by-hop or `expect`), so the channel takes them as they are.
+   */
+  wire?: boolean;
 }
 
 const kParts = Symbol('nimbus.lazyRequest.parts');

@@ -17,6 +17,7 @@ export interface RequestHead {
 /** The parts of a Request: a lazy one (from the gateway) gives its Node body stream as is. */
 export function requestHead(request: Request): RequestHead {
   const lazy = takeLazyRequestParts(request);
+  if (lazy?.wire) return { method: lazy.method, path: lazy.path, headers: lazy.headers, body: lazy.body };
   if (lazy) {
     const headers: string[] = ['host', lazy.host];
     const raw = lazy.headers;
