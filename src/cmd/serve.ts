@@ -17,6 +17,7 @@ import {
 } from '../events/index.js';
 import { createNatsPublisher } from '../events/nats-publisher.js';
 import {
+  answerClientError,
   createGateway,
   createStoreResolver,
   type InvocationRecord,
@@ -321,6 +322,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     const { name, path, tag } = splitFunctionUrl(url);
     void gateway.handle(req, res, name, path, tag);
   });
+  server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 8080, options.host ?? '127.0.0.1', resolve);

@@ -77,6 +77,16 @@ export const ErrorCodes = {
     userFault: true,
     fix: 'Send a smaller body, or raise the limit with `nimbus serve --max-body`.',
   },
+  NIMBUS_ERR_HEADERS_TOO_LARGE: {
+    status: 431,
+    userFault: true,
+    fix: 'Send fewer or smaller headers: node:http takes 16 KB of request head in all.',
+  },
+  NIMBUS_ERR_REQUEST_TIMEOUT: {
+    status: 408,
+    userFault: true,
+    fix: 'Send the whole request head (and body) without long pauses; slow senders are cut off.',
+  },
   NIMBUS_ERR_FUNCTION_ERROR: {
     status: 500,
     userFault: true,

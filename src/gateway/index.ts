@@ -1,3 +1,4 @@
+export { answerClientError } from './client-error.js';
 export { splitFunctionUrl } from './function-url.js';
 export type { Gateway, GatewayOptions, GatewayTracer, InvocationRecord, RequestTrace } from './gateway.js';
 export { createGateway } from './gateway.js';

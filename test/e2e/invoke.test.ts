@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { APPS, eventually, readJson, startTestNode, type TestNode } from '../support/nimbus.js';
 
@@ -139,6 +140,32 @@ describe('invoking functions through the gateway', () => {
       assert.equal((await readJson(res)).error.code, 'NIMBUS_ERR_FUNCTION_NOT_FOUND');
     }
     assert.equal((await node.call('/healthz')).status, 200);
+  });
+
+  it('answers requests node:http cannot parse with a JSON platform error, and keeps serving', async () => {
+    const raw = (bytes: string) =>
+      new Promise<string>((resolve, reject) => {
+        const { port } = new URL(node.url);
+        const socket = connect(Number(port), '127.0.0.1', () => socket.end(bytes));
+        let text = '';
+        socket.setEncoding('utf8');
+        socket
+          .on('data', (c) => (text += c))
+          .on('end', () => resolve(text))
+          .on('error', reject);
+      });
+    const garbage = await raw('GARBAGE\r\n\r\n');
+    assert.match(garbage, /^HTTP\/1\.1 400 /);
+    assert.match(garbage, /x-nimbus-error: NIMBUS_ERR_INVALID_REQUEST/);
+    assert.match(garbage, /"code":"NIMBUS_ERR_INVALID_REQUEST","message":"Malformed HTTP request: /);
+    const smuggled = await raw(
+      'POST /fn/echo/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    );
+    assert.match(smuggled, /^HTTP\/1\.1 400 /, 'both Content-Length and Transfer-Encoding: refused');
+    const huge = await raw(`GET /fn/echo/ HTTP/1.1\r\nHost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    assert.match(huge, /^HTTP\/1\.1 431 /);
+    assert.match(huge, /"code":"NIMBUS_ERR_HEADERS_TOO_LARGE"/);
+    assert.equal((await node.call('/fn/echo/')).status, 200);
   });
 
   it('answers 500 when the function throws, and logs the stack with the request id', async () => {
