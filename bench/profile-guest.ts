@@ -5,7 +5,7 @@
 // BEFORE=/path/to/another/nimbus/checkout (built), that checkout's guest runs beside this one's;
 // with PROFILE=dir, each guest writes a .cpuprofile there (read it with bench/profile-summary.ts).
 // Run: npm run build && node --import tsx bench/profile-guest.ts [requests=20000] [rounds=5]
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createLazyRequest } from '../src/runtime/channel/index.js';
 import type { Channel } from '../src/runtime/process/channel.js';
 import { createFramedChannel } from '../src/runtime/process/channel-framed.js';
-import { ROOT } from './support.js';
+import { ROOT, startBareGuest } from './support.js';
 
 const [requests = '20000', rounds = '5'] = process.argv.slice(2);
 const TOTAL = Number(requests);
@@ -33,15 +33,7 @@ interface Target {
 async function start(name: string, root: string): Promise<Target> {
   const socketPath = join(dir, `${name}.sock`);
   const flags = profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, name)] : [];
-  const guest = spawn(process.execPath, [...flags, join(root, 'dist/guest/function.mjs')], {
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      NIMBUS_MODULE: join(ROOT, 'bench/fixtures/hello/index.js'),
-      NIMBUS_SOCKET: socketPath,
-    },
-    stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
-  });
-  await once(guest.stdio[3]!, 'data');
+  const guest = await startBareGuest(root, socketPath, flags);
   return { name, guest, channel: createFramedChannel(socketPath, name), guestUs: [], hostUs: [], rps: [] };
 }
 

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,27 @@ export function spawnUntil(
     });
     child.once('exit', (code) => reject(new Error(`${cmd} exited (${code}) before ready: ${out}`)));
   });
+}
+
+/**
+ * The hello fixture in a bare guest process (`root`'s dist/guest/function.mjs, no sandbox, no
+ * node), serving the framed channel on `socketPath`; resolves once it reported ready.
+ */
+export async function startBareGuest(
+  root: string,
+  socketPath: string,
+  nodeFlags: string[] = [],
+): Promise<ChildProcess> {
+  const guest = spawn(process.execPath, [...nodeFlags, join(root, 'dist/guest/function.mjs')], {
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      NIMBUS_MODULE: join(ROOT, 'bench/fixtures/hello/index.js'),
+      NIMBUS_SOCKET: socketPath,
+    },
+    stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+  });
+  await once(guest.stdio[3]!, 'data');
+  return guest;
 }
 
 /** A Nimbus node as its own process, with a temp data dir; `root` is the checkout to run (built). */
