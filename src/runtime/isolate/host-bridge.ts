@@ -6,6 +6,7 @@ import { randomFillSync } from 'node:crypto';
 import ivm from 'isolated-vm';
 import { NimbusError } from '../../core/errors.js';
 import { OutputLimiter } from '../process/lines.js';
+import { createCryptoBridge } from './host-crypto.js';
 
 /** Longest console line kept; longer ones are cut (a runaway print must not flood the log store). */
 const MAX_LINE = 16 * 1024;
@@ -111,10 +112,12 @@ export function createBridge(options: BridgeOptions): Bridge {
       return { error: `Reading the request body failed: ${(err as Error).message}` };
     }
   });
+  const crypto = createCryptoBridge();
   return {
-    args: [log, timer, clearTimer, random, fetchOut, read],
+    args: [log, timer, clearTimer, random, fetchOut, read, crypto.subtle, crypto.free],
     close() {
       closed = true;
+      crypto.close();
       for (const handle of timers.values()) clearTimeout(handle);
       timers.clear();
     },

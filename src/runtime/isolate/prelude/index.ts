@@ -8,6 +8,7 @@ import { atob, btoa, TextDecoder, TextEncoder, toBytes } from './encoding.js';
 import { AbortController, AbortSignal, Request, Response } from './fetch-api.js';
 import { Headers } from './headers.js';
 import { ReadableStream, TransformStream, WritableStream } from './streams.js';
+import { bindSubtle, CryptoKey, DOMException, SubtleCrypto, subtle } from './subtle.js';
 import { URL, URLSearchParams } from './url.js';
 
 /** ivm.Callback handles given by the host (called like plain functions). */
@@ -120,7 +121,10 @@ Object.assign(g, {
   atob,
   btoa,
   fetch,
-  crypto: { getRandomValues, randomUUID },
+  crypto: { getRandomValues, randomUUID, subtle },
+  CryptoKey,
+  SubtleCrypto,
+  DOMException,
   queueMicrotask: (fn: Fn) => void Promise.resolve().then(fn),
   setTimeout: (fn: Fn, ms?: number, ...args: unknown[]) => setTimer(fn, ms, args, false),
   setInterval: (fn: Fn, ms?: number, ...args: unknown[]) => setTimer(fn, ms, args, true),
@@ -161,8 +165,11 @@ g.__nimbus = {
     random: Host['random'],
     fetchOut: Host['fetch'],
     read: Host['read'],
+    subtleCall: Parameters<typeof bindSubtle>[0],
+    freeKey: Parameters<typeof bindSubtle>[1],
   ) {
     host = { log, timer, clearTimer: clear, random, fetch: fetchOut, read };
+    bindSubtle(subtleCall, freeKey);
   },
   /** The function's env, set before its module runs. */
   configure(e: Record<string, string>) {
