@@ -5,7 +5,8 @@
 // Run: npm run build && node --import tsx bench/gateway.ts [seconds=5] [connections=16] [rounds=3]
 // Optional: BEFORE=/path/to/another/nimbus/checkout (built) adds that build as a third target,
 // for a before/after table from one run. FLOOR=1 adds bench/fixtures/floor-proxy.ts (node:http
-// + the framed channel to an unsandboxed guest, no platform work): the floor of this design. METRICS_OFF=1 adds this checkout three times more: with
+// + the framed channel to an unsandboxed guest, no platform work): the floor of this design, and
+// with FLOOR_WORKERS=1,2 that proxy in one and in two processes sharing the port. METRICS_OFF=1 adds this checkout three times more: with
 // observability off (--no-metrics --no-request-logs), without request logs, and with tracing on
 // too (--otlp-endpoint to an in-process OTLP sink), to measure what metrics, usage metering,
 // request logs and traces each cost.
@@ -135,17 +136,22 @@ try {
     children.push(traced.child);
     targets.push({ name: 'nimbus gateway (+ tracing)', ...traced });
   }
-  if (process.env.FLOOR) {
+  for (const workers of process.env.FLOOR ? (process.env.FLOOR_WORKERS ?? '1').split(',') : []) {
     const floor = await spawnUntil(
       process.execPath,
       ['--import', 'tsx', join(ROOT, 'bench/fixtures/floor-proxy.ts')],
-      /listening (\d+) (\d+)/,
+      /listening (\d+) (\d+) ([\d ]+)\n/,
+      { FLOOR_WORKERS: workers },
     );
     children.push(floor.child);
+    const proxies = floor.match[3]!.trim().split(' ').map(Number);
     targets.push({
-      name: 'floor: node:http + channel, no platform',
+      name: `floor: node:http + channel, no platform${proxies.length > 1 ? ` (${proxies.length} processes)` : ''}`,
       url: `http://127.0.0.1:${floor.match[1]}/`,
-      pids: { proxy: floor.child.pid!, guest: Number(floor.match[2]) },
+      pids: {
+        ...Object.fromEntries(proxies.map((pid, i) => [proxies.length > 1 ? `proxy${i + 1}` : 'proxy', pid])),
+        guest: Number(floor.match[2]),
+      },
     });
   }
   const after = await nimbusTarget(ROOT);
