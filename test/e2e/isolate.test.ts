@@ -1,6 +1,7 @@
 // Issue 4, `runtime: isolate`: fetch handlers in V8 isolates inside the node, deployed and called
 // through the real API and gateway. Limits end only the offending instance; the node keeps serving.
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { eventually, startTestNode, type TestNode, writeSource } from '../support/nimbus.js';
 
@@ -16,6 +17,23 @@ export default {
     console.log('handled', url.pathname);
     return Response.json({ greeting: env.GREETING, path: url.pathname, body: await request.text() });
   },
+};
+`;
+
+/** A webhook receiver: a GitHub-signed JSON body, or a urlencoded / multipart form post. */
+const WEBHOOK = `
+const hex = (b: ArrayBuffer) => [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, '0')).join('');
+export default async (request: Request, env: { SECRET: string }) => {
+  if (request.headers.get('x-hub-signature-256')) {
+    const body = await request.arrayBuffer();
+    const key = await crypto.subtle.importKey(
+      'raw', new TextEncoder().encode(env.SECRET), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'],
+    );
+    const valid = request.headers.get('x-hub-signature-256') === 'sha256=' + hex(await crypto.subtle.sign('HMAC', key, body));
+    return new Response(valid ? 'signed' : 'forged', { status: valid ? 200 : 401 });
+  }
+  const form = await request.formData();
+  return Response.json([...form].map(([k, v]) => (typeof v === 'string' ? [k, v] : [k, v.name, v.size])));
 };
 `;
 
@@ -94,6 +112,33 @@ describe('runtime: isolate through a real node', () => {
       'a usage sample with memory',
     );
     assert.ok(usage.memoryBytes < 64 * 1024 * 1024 && usage.cpuMs > 0, JSON.stringify(usage));
+  });
+
+  it('verifies a GitHub webhook signature with crypto.subtle and reads form posts', async () => {
+    const { status, body } = await deploy('iso-webhook', { 'index.ts': WEBHOOK }, { env: { SECRET: 'shh' } });
+    assert.equal(status, 201, JSON.stringify(body));
+    const payload = JSON.stringify({ action: 'opened' });
+    const signature = `sha256=${createHmac('sha256', 'shh').update(payload).digest('hex')}`;
+    const post = (headers: Record<string, string>, b: string | FormData = payload) =>
+      node.call('/fn/iso-webhook/hook', { method: 'POST', headers, body: b });
+    assert.equal(await (await post({ 'x-hub-signature-256': signature })).text(), 'signed');
+    assert.equal((await post({ 'x-hub-signature-256': `${signature.slice(0, -1)}0` })).status, 401);
+    const urlencoded = await post(
+      { 'content-type': 'application/x-www-form-urlencoded' },
+      'name=J%C3%BCrgen+K&tags=a&tags=b',
+    );
+    assert.deepEqual(await urlencoded.json(), [
+      ['name', 'Jürgen K'],
+      ['tags', 'a'],
+      ['tags', 'b'],
+    ]);
+    const form = new FormData();
+    form.append('note', 'hi');
+    form.append('upload', new Blob(['12345']), 'five.txt');
+    assert.deepEqual(await (await post({}, form)).json(), [
+      ['note', 'hi'],
+      ['upload', 'five.txt', 5],
+    ]);
   });
 
   it('rejects Lambda-style handlers and app mode at deploy', async () => {

@@ -10,6 +10,7 @@ import type { Instance, InstanceSpec, InstanceState } from '../types.js';
 import { DEADLINE_HEADER, REQUEST_ID_HEADER } from '../types.js';
 import type { Bridge } from './host-bridge.js';
 import { keepAlive } from './keep-alive.js';
+import { join } from './prelude/encoding.js';
 
 /** The provider's record of a live instance (shared by isolate-runtime.ts and this file). */
 export interface Entry {
@@ -99,17 +100,6 @@ async function prefetch(reader: ReadableStreamDefaultReader<Uint8Array>): Promis
   return source;
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0].slice();
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
-}
-
 export function createIsolateInstance(entry: Entry, hooks: InstanceHooks): Instance {
   const { spec } = entry;
   return {
@@ -139,7 +129,7 @@ async function serve(entry: Entry, hooks: InstanceHooks, request: Request, signa
   else if (hasBody) {
     // Unsized or large: copy it whole if it is all there already, else stream it.
     source = await prefetch(request.body!.getReader());
-    if (source.done) body = concat(source.queue).buffer as ArrayBuffer;
+    if (source.done) body = join(source.queue).buffer as ArrayBuffer;
   }
   const streamIn = source !== undefined && !source.done;
   const headers: string[] = [];
@@ -253,7 +243,7 @@ async function readBody(request: Request, limit: number): Promise<ArrayBuffer | 
     if (size > limit) throw tooLarge(limit);
     chunks.push(chunk);
   }
-  return concat(chunks).buffer as ArrayBuffer;
+  return join(chunks).buffer as ArrayBuffer;
 }
 
 /** The next chunk of a streamed request body for the isolate (null at its end). */

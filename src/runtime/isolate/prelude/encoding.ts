@@ -81,6 +81,17 @@ export function toBytes(input: ArrayBuffer | ArrayBufferView): Uint8Array {
   return new Uint8Array(input);
 }
 
+/** The chunks' bytes in one new array (used on both sides of the boundary). */
+export function join(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 
 export function btoa(data: string): string {

@@ -2,12 +2,22 @@
  * Request, Response, AbortController / AbortSignal for the isolate. A body is held whole (bytes)
  * or as a ReadableStream made inside the isolate; `body` always reads as a stream.
  */
-import { TextDecoder, TextEncoder, toBytes } from './encoding.js';
+import { join, TextDecoder, TextEncoder, toBytes } from './encoding.js';
+import { Blob, encodeMultipart, FormData, parseForm } from './form-data.js';
 import { Headers, type HeadersInit } from './headers.js';
 import { ReadableStream } from './streams.js';
 import { URL, URLSearchParams } from './url.js';
 
-type BodyInit = string | ArrayBuffer | ArrayBufferView | URLSearchParams | ReadableStream | null | undefined;
+type BodyInit =
+  | string
+  | ArrayBuffer
+  | ArrayBufferView
+  | URLSearchParams
+  | FormData
+  | Blob
+  | ReadableStream
+  | null
+  | undefined;
 
 const encoder = new TextEncoder();
 
@@ -54,19 +64,11 @@ function extract(init: BodyInit): { bytes?: Uint8Array; stream?: ReadableStream;
   if (typeof init === 'string') return { bytes: encoder.encode(init), type: 'text/plain;charset=UTF-8' };
   if (init instanceof URLSearchParams)
     return { bytes: encoder.encode(init.toString()), type: 'application/x-www-form-urlencoded;charset=UTF-8' };
+  if (init instanceof FormData) return encodeMultipart(init);
+  if (init instanceof Blob) return { bytes: init._bytes.slice(), type: init.type || undefined };
   if (init instanceof ReadableStream) return { stream: init };
   if (init instanceof ArrayBuffer || ArrayBuffer.isView(init)) return { bytes: toBytes(init).slice() };
   return { bytes: encoder.encode(String(init)), type: 'text/plain;charset=UTF-8' };
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 class Body {
@@ -110,7 +112,7 @@ class Body {
     const chunks: Uint8Array[] = [];
     for await (const chunk of this.#stream)
       chunks.push(typeof chunk === 'string' ? encoder.encode(chunk) : toBytes(chunk as Uint8Array));
-    return concat(chunks);
+    return join(chunks);
   }
   async arrayBuffer(): Promise<ArrayBuffer> {
     const b = await this._bytes();
@@ -125,8 +127,12 @@ class Body {
   async json(): Promise<unknown> {
     return JSON.parse(await this.text());
   }
-  async formData(): Promise<never> {
-    throw new TypeError('formData() is not available in isolates yet: parse the text instead');
+  /** urlencoded or multipart/form-data, by the body's content type. */
+  async formData(): Promise<FormData> {
+    return parseForm(await this._bytes(), this.headers.get('content-type'));
+  }
+  async blob(): Promise<Blob> {
+    return new Blob([await this._bytes()], { type: this.headers.get('content-type') ?? '' });
   }
   /** @internal Bytes for clone(), when the body is still bytes. */
   _cloneInit(): Uint8Array | undefined {

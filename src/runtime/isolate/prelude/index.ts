@@ -6,6 +6,7 @@
  */
 import { atob, btoa, TextDecoder, TextEncoder, toBytes } from './encoding.js';
 import { AbortController, AbortSignal, Request, Response } from './fetch-api.js';
+import { Blob, File, FormData } from './form-data.js';
 import { Headers } from './headers.js';
 import { ReadableStream, TransformStream, WritableStream } from './streams.js';
 import { bindSubtle, CryptoKey, DOMException, SubtleCrypto, subtle } from './subtle.js';
@@ -124,6 +125,9 @@ Object.assign(g, {
   crypto: { getRandomValues, randomUUID, subtle },
   CryptoKey,
   SubtleCrypto,
+  Blob,
+  File,
+  FormData,
   DOMException,
   queueMicrotask: (fn: Fn) => void Promise.resolve().then(fn),
   setTimeout: (fn: Fn, ms?: number, ...args: unknown[]) => setTimer(fn, ms, args, false),

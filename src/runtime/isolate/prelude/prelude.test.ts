@@ -1,12 +1,8 @@
 // The isolate's web surface against Node's own (WHATWG) implementations, case by case: what the
 // prelude answers inside an isolate must equal what Node answers for the same input.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Instance } from '../../types.js';
-import { createIsolateRuntime } from '../index.js';
+import { type Probe, startProbe } from './probe-instance.js';
 
 /**
  * Runs in both Node and the isolate; returns plain data. Plain JavaScript in a string: a function's
@@ -72,34 +68,14 @@ const INPUT = {
 };
 
 describe('isolate prelude matches Node', () => {
-  const runtime = createIsolateRuntime({ spares: 0 });
-  const dir = mkdtempSync(join(tmpdir(), 'nimbus-prelude-'));
-  let fn: Instance;
+  let probeIn: Probe;
   before(async () => {
-    writeFileSync(
-      join(dir, 'probe.mjs'),
-      `${PROBE}\nexport default async (req) => Response.json(probe(await req.json()));`,
-    );
-    fn = await runtime.start({
-      id: 'prelude-probe',
-      function: 'probe',
-      revision: 'r1',
-      kind: 'isolate',
-      artifactDir: dir,
-      entry: 'probe.mjs',
-      env: {},
-      memoryMb: 64,
-      timeoutMs: 5000,
-    });
+    probeIn = await startProbe(PROBE);
   });
-  after(async () => {
-    await runtime.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => probeIn.close());
 
   it('answers URL, URLSearchParams, TextEncoder/Decoder, base64 and Headers like Node', async () => {
-    const res = await fn.fetch(new Request('http://fn/', { method: 'POST', body: JSON.stringify(INPUT) }));
-    const inside = (await res.json()) as Record<string, unknown>;
+    const inside = (await probeIn.ask(INPUT)) as Record<string, unknown>;
     const node = JSON.parse(JSON.stringify(probe(INPUT)));
     for (const key of Object.keys(node)) assert.deepEqual(inside[key], node[key], key);
   });
