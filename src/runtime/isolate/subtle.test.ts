@@ -80,6 +80,14 @@ export default async (request, env) => {
     try { await s.digest('SHA-256', new Uint8Array(${CRYPTO_LIMITS.dataBytes} + 1)); return new Response('digested'); }
     catch (e) { return new Response(e.name); }
   }
+  if (url.pathname === '/flood') {
+    // 40 calls of 4 MiB at once: past the pending-bytes cap some are refused, the rest still answer.
+    const data = new ArrayBuffer(4 * 1024 * 1024);
+    const all = await Promise.allSettled(Array.from({ length: 40 }, () => s.digest('SHA-256', data)));
+    const refused = all.filter((r) => r.status === 'rejected').map((r) => r.reason.name);
+    const hashes = new Set(all.filter((r) => r.status === 'fulfilled').map((r) => hex(r.value)));
+    return Response.json({ refused: [...new Set(refused)], count: refused.length, hashes: [...hashes] });
+  }
   if (url.pathname === '/roundtrip') {
     const pair = await s.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
     const sig = await s.sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, enc.encode('m'));
@@ -190,5 +198,16 @@ describe('isolate crypto.subtle', () => {
     const keys = (await (await call('/keys', undefined, 'subtle-keys')).json()) as { made: number; error: string };
     assert.deepEqual(keys, { made: CRYPTO_LIMITS.keys - 1, error: 'QuotaExceededError' });
     assert.equal(await (await call('/big')).text(), 'QuotaExceededError');
+  });
+
+  it(`refuses calls past ${CRYPTO_LIMITS.pendingBytes} pending bytes per isolate and answers the others`, async () => {
+    const out = (await (await call('/flood')).json()) as { refused: string[]; count: number; hashes: string[] };
+    assert.deepEqual(out.refused, ['QuotaExceededError']);
+    assert.ok(out.count >= 40 - CRYPTO_LIMITS.pendingBytes / (4 * 1024 * 1024) - 4, `refused ${out.count}`);
+    assert.deepEqual(out.hashes, [
+      createHash('sha256')
+        .update(Buffer.alloc(4 * 1024 * 1024))
+        .digest('hex'),
+    ]);
   });
 });
