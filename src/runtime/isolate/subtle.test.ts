@@ -28,6 +28,9 @@ const ERRORS = `async function errors() {
   await t('bad jwk', () => s.importKey('jwk', { kty: 'oct' }, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']));
   await t('bad spki', () => s.importKey('spki', new Uint8Array(10), { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']));
   await t('bad usage', () => s.importKey('raw', new Uint8Array(32), { name: 'HMAC', hash: 'SHA-256' }, false, ['encrypt']));
+  await t('random: too many bytes', () => crypto.getRandomValues(new Uint8Array(65537)));
+  await t('random: floats', () => crypto.getRandomValues(new Float32Array(2)));
+  await t('random: ints', () => crypto.getRandomValues(new Int32Array(4)));
   await t('unknown format', () => s.importKey('pem', new Uint8Array(32), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']));
   return out;
 }`;

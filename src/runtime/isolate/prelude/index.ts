@@ -76,8 +76,23 @@ function clearTimer(id: number) {
   if (timers.delete(id)) host?.clearTimer(id);
 }
 
+/** Integer typed arrays only, as WebCrypto says (and Node's errors). */
+const INTEGER_ARRAYS = [
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  BigInt64Array,
+  BigUint64Array,
+];
 function getRandomValues<T extends ArrayBufferView>(array: T): T {
-  if (array.byteLength > 65536) throw new RangeError('getRandomValues: at most 65536 bytes per call');
+  if (!INTEGER_ARRAYS.some((type) => array instanceof type))
+    throw new DOMException('The data argument must be an integer-type TypedArray', 'TypeMismatchError');
+  if (array.byteLength > 65536)
+    throw new DOMException('The requested length exceeds 65,536 bytes', 'QuotaExceededError');
   toBytes(array).set(new Uint8Array(host!.random(array.byteLength)));
   return array;
 }
