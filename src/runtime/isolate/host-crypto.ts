@@ -15,8 +15,12 @@ const NodeCryptoKey = (globalThis as unknown as { CryptoKey: abstract new () => 
 export const CRYPTO_LIMITS = {
   /** Live CryptoKeys held for one isolate (a key is freed when the isolate drops its last handle). */
   keys: 1000,
-  /** Key material passed to importKey (raw / spki / pkcs8 bytes, or a JWK's JSON). */
-  keyBytes: 64 * 1024,
+  /**
+   * Key material passed to importKey (raw / spki / pkcs8 bytes, or a JWK's JSON), and an HMAC
+   * key's length: with the key cap, ≤ 16 MiB of key material per isolate held outside its heap
+   * (an 8192-bit RSA private key is ≈ 6.5 KB as a JWK).
+   */
+  keyBytes: 16 * 1024,
   /** Data in one call (digest / sign / verify / encrypt / decrypt input plus parameters). */
   dataBytes: 32 * 1024 * 1024,
   /** Calls queued or running for one isolate, and the bytes they hold. */

@@ -80,8 +80,21 @@ export default async (request, env) => {
     return Response.json({ made, error });
   }
   if (url.pathname === '/big') {
-    try { await s.digest('SHA-256', new Uint8Array(${CRYPTO_LIMITS.dataBytes} + 1)); return new Response('digested'); }
-    catch (e) { return new Response(e.name); }
+    const names = [];
+    const t = async (f) => { try { await f(); names.push('ok'); } catch (e) { names.push(e.name); } };
+    const hmac = (length) => ({ name: 'HMAC', hash: 'SHA-256', length });
+    await t(() => s.digest('SHA-256', new Uint8Array(${CRYPTO_LIMITS.dataBytes} + 1)));
+    await t(() => s.importKey('raw', new Uint8Array(${CRYPTO_LIMITS.keyBytes} + 1), hmac(), false, ['sign']));
+    await t(() => s.importKey('raw', new Uint8Array(${CRYPTO_LIMITS.keyBytes}), hmac(), false, ['sign']));
+    await t(() => s.generateKey(hmac(${CRYPTO_LIMITS.keyBytes} * 8 + 8), false, ['sign']));
+    const rsa = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: ${CRYPTO_LIMITS.rsaGenerateBits * 2}, publicExponent: new Uint8Array([1, 0, 1]) };
+    await t(() => s.generateKey(rsa, false, ['sign']));
+    const pw = await s.importKey('raw', enc.encode('pw'), 'PBKDF2', false, ['deriveBits']);
+    const pbkdf2 = (iterations) => ({ name: 'PBKDF2', hash: 'SHA-256', salt: new Uint8Array(8), iterations });
+    await t(() => s.deriveBits(pbkdf2(${CRYPTO_LIMITS.pbkdf2Iterations} + 1), pw, 256));
+    await t(() => s.deriveBits(pbkdf2(1000), pw, 256));
+    await t(() => s.wrapKey('raw', pw, pw, 'AES-KW'));
+    return Response.json(names);
   }
   if (url.pathname === '/flood') {
     // 40 calls of 4 MiB at once: past the pending-bytes cap some are refused, the rest still answer.
@@ -197,10 +210,19 @@ describe('isolate crypto.subtle', () => {
     assert.deepEqual(inside, JSON.parse(JSON.stringify(node)));
   });
 
-  it(`caps live keys at ${CRYPTO_LIMITS.keys} per isolate and data at ${CRYPTO_LIMITS.dataBytes} bytes per call`, async () => {
+  it(`caps live keys at ${CRYPTO_LIMITS.keys} per isolate, data per call, key material and costly parameters`, async () => {
     const keys = (await (await call('/keys', undefined, 'subtle-keys')).json()) as { made: number; error: string };
     assert.deepEqual(keys, { made: CRYPTO_LIMITS.keys - 1, error: 'QuotaExceededError' });
-    assert.equal(await (await call('/big')).text(), 'QuotaExceededError');
+    assert.deepEqual(await (await call('/big')).json(), [
+      'QuotaExceededError', // data over the per-call cap
+      'QuotaExceededError', // key material over its cap
+      'ok',
+      'NotSupportedError', // HMAC key too long
+      'NotSupportedError', // RSA modulus too large to generate
+      'NotSupportedError', // PBKDF2 iterations
+      'ok',
+      'NotSupportedError', // wrapKey
+    ]);
   });
 
   it(`refuses calls past ${CRYPTO_LIMITS.pendingBytes} pending bytes per isolate and answers the others`, async () => {
