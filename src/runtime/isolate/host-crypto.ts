@@ -70,8 +70,10 @@ const MEMBERS = [
   'public',
 ];
 
-/** An error that crosses to the isolate as [false, name, message]. */
+/** An error that crosses to the isolate as [false, name, message, retry]. */
 class Refusal extends Error {
+  /** The key table is full: the isolate may collect its garbage (freeing keys) and retry once. */
+  retry = false;
   constructor(name: string, message: string) {
     super(message);
     this.name = name;
@@ -85,7 +87,7 @@ function size(value: unknown): number {
 }
 
 export interface CryptoBridge {
-  /** ivm.Reference: (op, args) → [true, result] | [false, errorName, message]. */
+  /** ivm.Reference: (op, args) → [true, result] | [false, errorName, message, retry]. */
   subtle: ivm.Reference;
   /** ivm.Callback: (id) the isolate dropped one handle of key `id`. */
   free: ivm.Callback;
@@ -143,11 +145,14 @@ export function createCryptoBridge(limits = CRYPTO_LIMITS): CryptoBridge {
     return { alg, bytes };
   }
 
-  const tooManyKeys = () =>
-    new Refusal(
+  const tooManyKeys = () => {
+    const refusal = new Refusal(
       'QuotaExceededError',
       `crypto.subtle: more than ${limits.keys} live CryptoKeys in this isolate (a key is freed once nothing references it)`,
     );
+    refusal.retry = true;
+    return refusal;
+  };
 
   /** Registers a key, or counts one more handle of an identical import. */
   function describe(key: Key, print?: string) {
@@ -248,7 +253,8 @@ export function createCryptoBridge(limits = CRYPTO_LIMITS): CryptoBridge {
       const e = err as Error;
       // Node's WebCrypto throws TypeErrors (bad arguments) and DOMExceptions (by name).
       const name = e instanceof TypeError ? 'TypeError' : typeof e?.name === 'string' ? e.name : 'OperationError';
-      return new ivm.ExternalCopy([false, name, String(e?.message ?? e)]).copyInto();
+      const retry = err instanceof Refusal && err.retry;
+      return new ivm.ExternalCopy([false, name, String(e?.message ?? e), retry]).copyInto();
     }
   });
 

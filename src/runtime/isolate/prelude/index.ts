@@ -188,7 +188,7 @@ g.__nimbus = {
     freeKey: Parameters<typeof bindSubtle>[1],
   ) {
     host = { log, timer, clearTimer: clear, random, fetch: fetchOut, read };
-    bindSubtle(subtleCall, freeKey);
+    bindSubtle(subtleCall, freeKey, (fn) => setTimer(fn, 0, [], false));
   },
   /** The function's env, set before its module runs. */
   configure(e: Record<string, string>) {

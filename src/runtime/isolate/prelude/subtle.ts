@@ -31,11 +31,10 @@ export class DOMException extends Error {
 }
 
 /** An ivm.Reference to the host's subtle (host-crypto.ts), as seen inside the isolate. */
-type HostRef = {
-  apply(self: undefined, args: unknown[], options: object): Promise<[true, unknown] | [false, string, string]>;
-};
+type Answer = [true, unknown] | [false, string, string, boolean];
+type HostRef = { apply(self: undefined, args: unknown[], options: object): Promise<Answer> };
 
-let host: { call: HostRef; free(id: number): void } | undefined;
+let host: { call: HostRef; free(id: number): void; later(fn: () => void): void } | undefined;
 /** The host id behind each CryptoKey handle (not a property: nothing a function can rewrite). */
 const ids = new WeakMap<object, number>();
 const released = new FinalizationRegistry<number>((id) => host?.free(id));
@@ -65,9 +64,25 @@ export class CryptoKey {
   }
 }
 
-/** Binds the host's subtle (a Reference) and its free callback. */
-export function bindSubtle(call: HostRef, free: (id: number) => void) {
-  host = { call, free };
+/** Binds the host's subtle (a Reference), its free callback, and a timer (`later`) for the GC wait. */
+export function bindSubtle(call: HostRef, free: (id: number) => void, later: (fn: () => void) => void) {
+  host = { call, free, later };
+}
+
+/**
+ * A full garbage collection, so that dropped CryptoKeys are finalized and their host slots freed.
+ * V8 frees them only in a full collection, which a function that allocates little may never
+ * reach; isolated-vm runs one (LowMemoryNotification) before it refuses an ArrayBuffer over the
+ * isolate's limit, so a refused 1 TiB allocation (over any `memory`, which is at most 10 GiB) is
+ * the way to ask for it. The finalizers then run as a task: wait one timer turn.
+ */
+async function collect(): Promise<void> {
+  try {
+    new ArrayBuffer(2 ** 40);
+  } catch {
+    // expected: refused after the collection
+  }
+  await new Promise<void>((resolve) => host?.later(resolve));
 }
 
 /** A view's own bytes (structured clone of a view would copy its whole buffer). */
@@ -103,17 +118,26 @@ function wrap(d: any): unknown {
   return d;
 }
 
-async function call(op: string, args: unknown[], hasKey = false): Promise<any> {
-  if (!host) throw new DOMException('crypto.subtle is not available', 'NotSupportedError');
-  let answer: [true, unknown] | [false, string, string];
+async function ask(op: string, args: unknown[]): Promise<Answer> {
   try {
-    answer = await host.call.apply(undefined, [op, args.map(own)], {
+    return await host!.call.apply(undefined, [op, args], {
       arguments: { copy: true },
       result: { promise: true, copy: true },
     });
   } catch (e) {
     // Only a value that cannot be copied out (a function, a symbol…) fails here.
     throw new TypeError(`Failed to execute '${op}' on 'SubtleCrypto': ${e instanceof Error ? e.message : e}`);
+  }
+}
+
+async function call(op: string, raw: unknown[], hasKey = false): Promise<any> {
+  if (!host) throw new DOMException('crypto.subtle is not available', 'NotSupportedError');
+  const args = raw.map(own);
+  let answer = await ask(op, args);
+  if (!answer[0] && answer[3]) {
+    // The isolate's key table is full: free what is garbage, then try once more.
+    await collect();
+    answer = await ask(op, args);
   }
   if (!answer[0]) {
     const [, name, message] = answer;
