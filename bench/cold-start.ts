@@ -4,7 +4,7 @@
 // then run i + 1), so load on the machine hits every mode alike. Then the memory of one idle
 // instance per mode (cgroup charge), from an in-process runtime.
 // Run: npm run build && node --import tsx bench/cold-start.ts [runs=20]
-// Optional: BEFORE=/path/to/another/nimbus/checkout (built) adds that build's plain start as a mode.
+// Optional: BEFORE=/path/to/another/nimbus/checkout (built) adds that build's start as a mode (BEFORE_ARGS: its serve flags, e.g. "--pool-size 0").
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -96,7 +96,14 @@ const modes: BenchMode[] = [
   ),
 ];
 if (process.env.BEFORE)
-  modes.push(nimbusMode('nimbus (before) scale-from-zero → first response', [], undefined, process.env.BEFORE));
+  modes.push(
+    nimbusMode(
+      'nimbus (before) scale-from-zero → first response',
+      (process.env.BEFORE_ARGS ?? '').split(' ').filter(Boolean),
+      undefined,
+      process.env.BEFORE,
+    ),
+  );
 
 await runModes(modes, runs, bare, { baseName: 'bare' });
 
