@@ -51,6 +51,19 @@ export function appModeConformance({ runtime, spec, call, json, startFails, apps
       assert.deepEqual([res.status, res.headers.get(PLATFORM_ERROR_HEADER)], [502, 'NIMBUS_ERR_INSTANCE_CRASHED']);
     });
 
+    it('answers 502 at once, not at the timeout, when the app switches protocols (101)', {
+      timeout: 10_000,
+    }, async () => {
+      const upgrade =
+        "require('net').createServer((s) => s.once('data', () => s.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n\\r\\n'))).listen(process.env.PORT)";
+      const app101 = await runtime().start(app(['node', '-e', upgrade]));
+      after(() => runtime().stop(app101.id));
+      // Bounded, so a regression fails here instead of hanging the suite.
+      const res = await call(app101, '/ws', { signal: AbortSignal.timeout(5000) });
+      assert.deepEqual([res.status, res.headers.get(PLATFORM_ERROR_HEADER)], [502, 'NIMBUS_ERR_INSTANCE_CRASHED']);
+      assert.match(await res.text(), /switched protocols \(101\)/);
+    });
+
     it('rejects START_FAILED when the app exits before listening', () =>
       startFails(
         app(['node', '-e', 'console.error("no config"); process.exit(3)']),

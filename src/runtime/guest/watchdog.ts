@@ -92,6 +92,17 @@ async function main(): Promise<void> {
         },
       );
       upstream.once('error', (err) => sendError(res, 502, CRASHED, `The app failed to answer: ${err.message}`));
+      // A 101 answer hands the connection over to another protocol, which this hop cannot carry:
+      // say so now rather than leave the caller waiting for the timeout.
+      upstream.once('upgrade', (_answer, socket) => {
+        socket.destroy();
+        sendError(
+          res,
+          502,
+          CRASHED,
+          'The app failed to answer: it switched protocols (101); upgrades such as WebSocket are not supported through Nimbus',
+        );
+      });
       res.once('close', () => {
         if (!res.writableFinished) upstream.destroy();
       });
