@@ -56,6 +56,11 @@ export function startLogWriterThread(data: WriterData, hooks: WriterThreadHooks 
   let ended = false;
   let closing: Promise<void> | undefined;
   const lost = createLossReport();
+  // While any work is undone the process stays alive, whatever state the thread is in (running,
+  // dead, being started again): one ref'd idle timer, rather than reasoning about which of the
+  // thread and the restart timer holds the event loop at each step (a CI run once saw a query
+  // pending with neither).
+  let keepAlive: NodeJS.Timeout | undefined;
 
   function start(): void {
     restart = undefined;
@@ -83,6 +88,7 @@ export function startLogWriterThread(data: WriterData, hooks: WriterThreadHooks 
   function post(item: Item): void {
     undone.set(item.msg.id, item);
     unwritten += item.records;
+    keepAlive ??= setInterval(() => {}, 1 << 30);
     // Work keeps the process alive until it is done: the thread, or the timer that starts it again.
     if (!worker) {
       restart?.ref();
@@ -99,6 +105,8 @@ export function startLogWriterThread(data: WriterData, hooks: WriterThreadHooks 
     unwritten -= item.records;
     item.done?.(lastId);
     if (undone.size > 0) return;
+    clearInterval(keepAlive);
+    keepAlive = undefined;
     worker?.unref();
     restart?.unref();
   }
@@ -190,6 +198,7 @@ export function startLogWriterThread(data: WriterData, hooks: WriterThreadHooks 
     const done = await request({ t: 'close' }, timeoutMs);
     ended = true;
     clearTimeout(restart);
+    clearInterval(keepAlive);
     if (done === undefined && unwritten > 0) lost.add(unwritten, 'the log store closed before they were written');
     for (const id of [...undone.keys()]) settle(id, undefined);
     await worker?.terminate();
