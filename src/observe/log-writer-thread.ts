@@ -145,6 +145,9 @@ export function startLogWriterThread(data: WriterData, hooks: WriterThreadHooks 
   }
 
   function request(r: Request, timeoutMs?: number): Promise<number | undefined> {
+    // After close() nothing answers: a late prune or delete must not be left waiting (or keep the
+    // process alive).
+    if (ended) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const id = nextId++;
