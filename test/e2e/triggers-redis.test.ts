@@ -76,8 +76,11 @@ describe('redis-streams trigger (real Redis)', () => {
     });
     await h.healthy(t.id);
     const entry = await redis.xAdd(stream, '*', { data: 'doomed' });
-    const dead = await eventually(async () =>
-      (await h.dlq('failer')).find((v: any) => v.request.headers['ce-id'] === `${stream}:${entry}`),
+    // Two attempts with a retry backoff between them: more than the default 10 s on a loaded machine.
+    const dead = await eventually(
+      async () => (await h.dlq('failer')).find((v: any) => v.request.headers['ce-id'] === `${stream}:${entry}`),
+      30_000,
+      'the entry in the DLQ',
     );
     assert.equal(dead.attempts, 2, 'first attempt + maxRetries 1');
     assert.equal(dead.lastError, 'HTTP 500');
