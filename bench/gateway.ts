@@ -9,7 +9,8 @@
 // with FLOOR_WORKERS=1,2 that proxy in one and in two processes sharing the port. METRICS_OFF=1 adds this checkout three times more: with
 // observability off (--no-metrics --no-request-logs), without request logs, and with tracing on
 // too (--otlp-endpoint to an in-process OTLP sink), to measure what metrics, usage metering,
-// request logs and traces each cost.
+// request logs and traces each cost. ISOLATE=1 adds the same hello as `runtime: isolate` (a V8
+// isolate inside the node's process: no guest process, no channel hop).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -84,15 +85,19 @@ function wrk(url: string, pids: Record<string, number>): WrkResult {
   return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]), p50: ms('50'), p99: ms('99'), cpu };
 }
 
-async function nimbusTarget(root: string, extraArgs: string[] = []) {
+async function nimbusTarget(root: string, extraArgs: string[] = [], runtime?: 'isolate') {
   const nimbus = await startNimbusProcess(root, extraArgs);
   await deploy(nimbus.url, join(ROOT, 'bench/fixtures/hello'), {
     name: 'hello',
     concurrency: 100,
     scale: { min: 1, max: 1 },
+    ...(runtime ? { runtime } : {}),
   });
   const url = `${nimbus.url}/fn/hello/`;
   await fetch(url).then((r) => r.text());
+  // An isolate runs inside the node's own process: there is no guest process to measure.
+  if (runtime === 'isolate')
+    return { url, child: nimbus.child, pids: { gateway: nimbus.child.pid! } as Record<string, number> };
   // The serving instance's process as the API reports it (bwrap's when sandboxed; the guest's Node
   // runs below it). Spare warm pool cells run the same guest/cell.mjs beside it and a fresh one
   // has used more CPU (its boot) than the warm-up request: only the API tells them apart.
@@ -153,6 +158,11 @@ try {
         guest: Number(floor.match[2]),
       },
     });
+  }
+  if (process.env.ISOLATE) {
+    const isolate = await nimbusTarget(ROOT, [], 'isolate');
+    children.push(isolate.child);
+    targets.push({ name: 'nimbus gateway, runtime: isolate', ...isolate });
   }
   const after = await nimbusTarget(ROOT);
   children.push(after.child);

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomHex } from './ids.js';
 
 /** W3C trace context of one span (https://www.w3.org/TR/trace-context/#traceparent-header). */
 export interface TraceContext {
@@ -28,6 +28,6 @@ export function formatTraceparent(ctx: TraceContext): string {
 
 /** A new sampled root context, for work that arrives without one (async and trigger invocations). */
 export function newTraceContext(): TraceContext {
-  const bytes = randomBytes(24).toString('hex');
+  const bytes = randomHex(24);
   return { traceId: bytes.slice(0, 32), spanId: bytes.slice(32), sampled: true };
 }

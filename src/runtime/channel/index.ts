@@ -9,3 +9,5 @@ export type { LazyResponseParts, RawHeaders } from './lazy-response.js';
 export { createLazyResponse, takeLazyResponseParts } from './lazy-response.js';
 export type { BodyControl, BodySink } from './pushed-body.js';
 export { PushedBody } from './pushed-body.js';
+export type { RequestHead } from './request-head.js';
+export { requestHead } from './request-head.js';

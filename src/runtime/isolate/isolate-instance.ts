@@ -2,10 +2,13 @@
  * One isolate instance: its state, and `fetch`, which copies a request into the isolate, runs the
  * function's handler, and copies the answer out. Bodies cross whole (up to the body limit).
  */
+
+import { Readable } from 'node:stream';
 import type ivm from 'isolated-vm';
-import { toAbortSignal } from '../../core/abort.js';
+import type { AbortLike } from '../../core/abort.js';
 import { NimbusError, PLATFORM_ERROR_HEADER } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
+import { createLazyResponse, PushedBody, type RawHeaders, requestHead } from '../channel/index.js';
 import type { Instance, InstanceSpec, InstanceState } from '../types.js';
 import { DEADLINE_HEADER, REQUEST_ID_HEADER } from '../types.js';
 import type { Bridge } from './host-bridge.js';
@@ -54,6 +57,12 @@ export interface InstanceHooks {
   /** How long to watch the isolate's CPU time once a request is past its timeout. */
   spinCheckMs: number;
 }
+
+/** A header name as HTTP allows it (RFC 9110 token). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+
+/** Requests served by this node's isolates so far. */
+let served = 0;
 
 /** HTTP statuses whose responses have no body. */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
@@ -108,36 +117,46 @@ export function createIsolateInstance(entry: Entry, hooks: InstanceHooks): Insta
     get state() {
       return entry.state;
     },
-    fetch: (request, options = {}) => serve(entry, hooks, request, toAbortSignal(options.signal)),
+    fetch: (request, options = {}) => serve(entry, hooks, request, options.signal),
   };
 }
 
-async function serve(entry: Entry, hooks: InstanceHooks, request: Request, signal?: AbortSignal): Promise<Response> {
+async function serve(entry: Entry, hooks: InstanceHooks, request: Request, signal?: AbortLike): Promise<Response> {
   if (entry.ended || (entry.state !== 'ready' && entry.state !== 'stopping'))
     throw (
       entry.endError ??
       new NimbusError('NIMBUS_ERR_INSTANCE_CRASHED', `Instance ${entry.spec.id} is not running (${entry.state})`)
     );
-  signal?.throwIfAborted();
-  const declared = request.headers.get('content-length');
-  if (declared !== null && Number(declared) > hooks.bodyLimit) throw tooLarge(hooks.bodyLimit);
-  const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body !== null;
+  if (signal?.aborted) throw signal.reason;
+  // The gateway's lazy Request gives its parts as they are (no web Headers, URL or stream made).
+  const head = requestHead(request);
+  const headers: string[] = [];
+  let declared: string | undefined;
+  let requestId = '';
+  const raw = head.headers;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === DEADLINE_HEADER) continue;
+    if (name === 'content-length') declared = raw[i + 1];
+    else if (name === REQUEST_ID_HEADER) requestId = raw[i + 1]!;
+    headers.push(name, raw[i + 1]!);
+  }
+  if (declared !== undefined && Number(declared) > hooks.bodyLimit) throw tooLarge(hooks.bodyLimit);
+  const hasBody = head.method !== 'GET' && head.method !== 'HEAD' && head.body !== null;
   let body: ArrayBuffer | null = null;
   let source: BodySource | undefined;
-  if (hasBody && declared !== null && Number(declared) <= WHOLE_BODY_MAX)
-    body = await readBody(request, hooks.bodyLimit);
+  if (hasBody && declared !== undefined && Number(declared) <= WHOLE_BODY_MAX)
+    body = await readBody(head.body!, hooks.bodyLimit);
   else if (hasBody) {
     // Unsized or large: copy it whole if it is all there already, else stream it.
-    source = await prefetch(request.body!.getReader());
+    source = await prefetch((Readable.toWeb(head.body!) as ReadableStream<Uint8Array>).getReader());
     if (source.done) body = join(source.queue).buffer as ArrayBuffer;
   }
   const streamIn = source !== undefined && !source.done;
-  const headers: string[] = [];
-  request.headers.forEach((value, name) => {
-    if (name !== DEADLINE_HEADER) headers.push(name, value);
-  });
-  const requestId = request.headers.get(REQUEST_ID_HEADER) || newId('req');
-  const key = `${requestId}#${newId('s', 3)}`;
+  if (!requestId) requestId = newId('req');
+  // Unique (a caller may reuse a request id): the isolate and the host key a request's streams and abort by it.
+  const key = `${requestId}#${++served}`;
+  const url = `http://${raw[1]}${head.path}`;
   if (streamIn) entry.readers.set(key, source!);
 
   return new Promise<Response>((resolve, reject) => {
@@ -180,7 +199,7 @@ async function serve(entry: Entry, hooks: InstanceHooks, request: Request, signa
     timer.unref();
 
     keepAlive(
-      entry.dispatch.apply(undefined, [request.method, request.url, headers, body, requestId, key, streamIn], {
+      entry.dispatch.apply(undefined, [head.method, url, headers, body, requestId, key, streamIn], {
         arguments: { copy: true },
         result: { promise: true, copy: true },
       }),
@@ -234,11 +253,10 @@ const tooLarge = (limit: number) =>
   new NimbusError('NIMBUS_ERR_PAYLOAD_TOO_LARGE', `The request body exceeds the isolate limit of ${limit} bytes`);
 
 /** A small request body, read whole (its declared size is at most WHOLE_BODY_MAX). */
-async function readBody(request: Request, limit: number): Promise<ArrayBuffer | null> {
-  if (request.method === 'GET' || request.method === 'HEAD' || request.body === null) return null;
+async function readBody(body: Readable, limit: number): Promise<ArrayBuffer> {
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of request.body) {
+  for await (const chunk of body as AsyncIterable<Uint8Array>) {
     size += chunk.byteLength;
     if (size > limit) throw tooLarge(limit);
     chunks.push(chunk);
@@ -288,6 +306,27 @@ function toResponse(entry: Entry, hooks: InstanceHooks, key: string, result: Dis
     });
   }
   const [status, statusText, flat, bytes, streamed] = result;
+  if (!streamed && !statusText) {
+    // A whole answer (the common case): a lazy Response the gateway writes without web objects.
+    dropReader(entry, key);
+    const headers: RawHeaders = {};
+    for (let i = 0; i < flat.length; i += 2) {
+      const name = String(flat[i]).toLowerCase();
+      const value = String(flat[i + 1]);
+      // Node refuses these when writing; the old Headers path threw here too.
+      if (!TOKEN.test(name) || /[\0\r\n]/.test(value)) throw new TypeError(`Invalid header: ${name}`);
+      const had = headers[name];
+      headers[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
+    }
+    let body: PushedBody | null = null;
+    if (!NULL_BODY.has(status)) {
+      body = new PushedBody(Number.POSITIVE_INFINITY);
+      if (bytes && bytes.byteLength > 0) body.push(Buffer.from(bytes));
+      body.end();
+    }
+    if (!Number.isInteger(status) || status < 200 || status > 599) throw new RangeError(`Invalid status ${status}`);
+    return createLazyResponse({ status, headers, body });
+  }
   const headers = new Headers();
   for (let i = 0; i < flat.length; i += 2) headers.append(flat[i], flat[i + 1]);
   const end = () => {

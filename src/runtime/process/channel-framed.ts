@@ -3,9 +3,9 @@ import type { Readable } from 'node:stream';
 import type { AbortLike } from '../../core/abort.js';
 import { NimbusError } from '../../core/errors.js';
 import { type BodyControl, createLazyResponse, PushedBody, type RawHeaders } from '../channel/index.js';
+import { requestHead } from '../channel/request-head.js';
 import { ACK_STEP, FrameDecoder, FrameType, FrameWriter, Outbound, PREFACE } from '../guest/framing.js';
 import type { Channel } from './channel.js';
-import { requestHead } from './request-head.js';
 
 // Statuses whose Response must have a null body (the constructor throws otherwise).
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);

@@ -2,8 +2,8 @@ import { type Dispatcher, Pool } from 'undici';
 import type { AbortLike } from '../../core/abort.js';
 import { NimbusError } from '../../core/errors.js';
 import { createLazyResponse, PushedBody } from '../channel/index.js';
+import { requestHead } from '../channel/request-head.js';
 import { createFramedChannel } from './channel-framed.js';
-import { requestHead } from './request-head.js';
 
 /** The host end of the hop to one instance's Unix socket. */
 export interface Channel {

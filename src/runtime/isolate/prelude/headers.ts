@@ -58,6 +58,15 @@ export class Headers {
   [Symbol.iterator]() {
     return this.entries();
   }
+  /**
+   * @internal From the host's flat `[name, value, …]`: names lowercase and values checked already
+   * (node:http or undici parsed them), so no per-header validation.
+   */
+  static _fromFlat(flat: string[]): Headers {
+    const headers = new Headers();
+    for (let i = 0; i < flat.length; i += 2) headers.#list.push([flat[i], flat[i + 1]]);
+    return headers;
+  }
   /** @internal Name/value pairs as stored, for the host boundary. */
   _flat(): string[] {
     return this.#list.flat();

@@ -260,8 +260,6 @@ g.__nimbus = {
     key = requestId,
     streamIn = false,
   ) {
-    const pairs: [string, string][] = [];
-    for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i], headers[i + 1]]);
     const ctx = {
       requestId,
       waitUntil(p: Promise<unknown>) {
@@ -280,7 +278,7 @@ g.__nimbus = {
       try {
         const request = new Request(url, {
           method,
-          headers: pairs,
+          headers: Headers._fromFlat(headers),
           body: streamIn ? incoming(key) : body ? new Uint8Array(body) : null,
           signal: aborter.signal,
         });

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { takeLazyRequestParts } from '../channel/index.js';
+import { takeLazyRequestParts } from '../guest/lazy-request.js';
 
 // Hop-by-hop or unsupported on the instance hop; `host` is always sent first, from the URL.
 const SKIP = new Set(['connection', 'keep-alive', 'upgrade', 'transfer-encoding', 'expect', 'host']);
