@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { getRequestListener } from '@hono/node-server';
 import { createApi, FunctionsService } from '../api/index.js';
 import { TrafficService } from '../api/traffic-service.js';
@@ -24,6 +25,7 @@ import {
   sendPlatformError,
   splitFunctionUrl,
 } from '../gateway/index.js';
+import { createInstanceGuard } from '../gateway/instance-guard.js';
 import { createInstanceManager, type RevisionPlan } from '../instances/index.js';
 import { createInstanceSampler } from '../observe/instance-sampler.js';
 import { createLogStore, type LogRetention, requestRecord } from '../observe/log-store.js';
@@ -126,9 +128,10 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
         dir: join(options.dataDir, 'criu'),
       })
     : undefined;
-  // runtime: isolate functions run in V8 isolates in this process (docs/isolate.md); the rest in processes.
-  const runtime: Runtime =
-    options.runtime ?? createRuntimeByKind({ process: criuRuntime!, isolate: createIsolateRuntime() });
+  // runtime: isolate functions run in V8 isolates here (docs/isolate.md), their fetch off loopback (outbound-guard.ts).
+  let selfUrl: string | undefined;
+  const isolates = () => createIsolateRuntime({ outbound: { dataPlane: () => selfUrl } });
+  const runtime: Runtime = options.runtime ?? createRuntimeByKind({ process: criuRuntime!, isolate: isolates() });
   if (options.requireSandbox && processRuntime && !processRuntime.sandboxed) {
     await runtime.close();
     throw new NimbusError(
@@ -308,7 +311,9 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     checkpointStatus: criuRuntime ? (r) => criuRuntime.status(checkpointSubject(r)) : undefined,
     scale: (name) => manager.scale(name),
   });
-  const apiListener = getRequestListener(api.fetch, { overrideGlobalObjects: false });
+  // Function instances on this host get 403 from the control plane (instance-guard.ts); the data plane is theirs too.
+  const guard = createInstanceGuard({ runtime: options.runtime ?? processRuntime, warn: !options.runtime });
+  const apiListener = guard.wrap(getRequestListener(api.fetch, { overrideGlobalObjects: false }));
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
@@ -330,6 +335,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
+  selfUrl = url;
 
   for (const plan of resolver.plans()) manager.ensureMin(plan);
   // Files no revision references (deletes before collection existed, a crash mid-way) go, in the background.
@@ -356,7 +362,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
       draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      await Promise.race([gateway.idle(), delay(options.drainTimeoutMs ?? 30_000)]);
+      await Promise.race([gateway.idle(), delay(options.drainTimeoutMs ?? 30_000, undefined, { ref: false })]);
       await rollouts.close();
       await triggers.close();
       queueDemand?.stop();
@@ -388,8 +394,4 @@ function longestTimeout(plans: readonly RevisionPlan[], name: string): number | 
   for (const p of plans)
     if (p.function === name && (longest === undefined || p.spec.timeoutMs > longest)) longest = p.spec.timeoutMs;
   return longest;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -40,6 +40,11 @@ export const ErrorCodes = {
     userFault: true,
     fix: 'The init cannot be snapshotted (the message says why: handles left open, node:http loaded at init…); fix it, or use `snapshot: true` to deploy without a snapshot when it fails.',
   },
+  NIMBUS_ERR_FORBIDDEN: {
+    status: 403,
+    userFault: true,
+    fix: 'Function instances may call other functions through /fn/NAME/, not the control-plane API; manage functions from the host (the CLI).',
+  },
   NIMBUS_ERR_FUNCTION_NOT_FOUND: {
     status: 404,
     userFault: true,

@@ -4,9 +4,11 @@
  */
 import { randomFillSync } from 'node:crypto';
 import ivm from 'isolated-vm';
+import { type Dispatcher, fetch, Headers } from 'undici';
 import { NimbusError } from '../../core/errors.js';
 import { OutputLimiter } from '../process/lines.js';
 import { createCryptoBridge } from './host-crypto.js';
+import { createOutboundGuard, OutboundRefused } from './outbound-guard.js';
 
 /** Longest console line kept; longer ones are cut (a runaway print must not flood the log store). */
 const MAX_LINE = 16 * 1024;
@@ -29,6 +31,11 @@ export interface BridgeOptions {
   bodyLimit: number;
   /** Bound on one outbound fetch, ms. */
   fetchTimeoutMs: number;
+  /**
+   * What outbound fetches connect through (outbound-guard.ts: no loopback or link-local but the
+   * node's data plane). Default: a guard that refuses all of loopback.
+   */
+  dispatcher?: Dispatcher;
   /** The next chunk of a streamed request body (null at its end). */
   read(key: string): Promise<ArrayBuffer | null | { error: string }>;
 }
@@ -100,6 +107,8 @@ export function createBridge(options: BridgeOptions): Bridge {
       try {
         return await outbound(method, url, headers, body, options);
       } catch (err) {
+        const refused = (err as { cause?: unknown }).cause;
+        if (refused instanceof OutboundRefused) return { error: refused.message };
         const cause = (err as { cause?: { message?: string } }).cause?.message;
         return { error: `fetch failed: ${(err as Error).message}${cause ? ` (${cause})` : ''}` };
       }
@@ -124,6 +133,13 @@ export function createBridge(options: BridgeOptions): Bridge {
   };
 }
 
+let fallbackGuard: Dispatcher | undefined;
+/** The guard of bridges given none: refuses all of loopback (no data plane is known). */
+function defaultGuard(): Dispatcher {
+  fallbackGuard ??= createOutboundGuard().dispatcher;
+  return fallbackGuard;
+}
+
 /** One outbound request for the isolate's `fetch`, answered whole (status, headers, bytes). */
 async function outbound(
   method: string,
@@ -140,6 +156,7 @@ async function outbound(
     body: body && method !== 'GET' && method !== 'HEAD' ? new Uint8Array(body) : undefined,
     signal: AbortSignal.timeout(options.fetchTimeoutMs),
     redirect: 'follow',
+    dispatcher: options.dispatcher ?? defaultGuard(),
   });
   const length = Number(res.headers.get('content-length') ?? 0);
   if (length > options.bodyLimit) {

@@ -29,7 +29,11 @@ runRuntimeConformance(
 );
 
 describe('isolate runtime', () => {
-  const runtime = createIsolateRuntime();
+  // Loopback is off limits to isolates' fetch (outbound-guard.ts) but for the ports a test opens here.
+  const loopbackPorts = new Set<number>();
+  const runtime = createIsolateRuntime({
+    outbound: { allow: (address, port) => address === '127.0.0.1' && loopbackPorts.has(port) },
+  });
   const dir = mkdtempSync(join(tmpdir(), 'nimbus-isolate-'));
   after(async () => {
     await runtime.close();
@@ -225,6 +229,7 @@ describe('isolate runtime', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     after(() => server.close());
     const { port } = server.address() as AddressInfo;
+    loopbackPorts.add(port);
     const fn = await start(`export default async () => {
       const res = await fetch('http://127.0.0.1:${port}/up', { method: 'POST', body: 'payload', headers: { 'x-in': 'hdr' } });
       return Response.json({ status: res.status, up: res.headers.get('x-up'), text: await res.text() });
@@ -234,6 +239,25 @@ describe('isolate runtime', () => {
       try { await fetch('http://127.0.0.1:1/'); } catch (e) { return e.message; }
     }`);
     assert.match(await (await get(refused)).text(), /^fetch failed/, 'a failed fetch rejects inside the isolate only');
+  });
+
+  it('refuses outbound fetch to loopback and link-local addresses, whatever the name', async () => {
+    const fn = await start(`export default async (request) => {
+      const target = new URL(request.url).searchParams.get('to');
+      try { await fetch(target); return 'fetched'; } catch (e) { return e.message; }
+    }`);
+    for (const to of ['http://127.0.0.1:2/', 'http://localhost:2/', 'http://[::1]:2/', 'http://169.254.169.254/x']) {
+      const text = await (await get(fn, `/?to=${encodeURIComponent(to)}`)).text();
+      assert.match(text, /^fetch: .* is off limits to isolates \((.* is a (local|link-local) address)/, to);
+    }
+    // A redirect is no way round: every hop connects through the same check.
+    const redirector = createServer((_req, res) => res.writeHead(302, { location: 'http://127.0.0.1:2/' }).end());
+    await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+    after(() => redirector.close());
+    const { port } = redirector.address() as AddressInfo;
+    loopbackPorts.add(port);
+    const text = await (await get(fn, `/?to=${encodeURIComponent(`http://127.0.0.1:${port}/`)}`)).text();
+    assert.match(text, /^fetch: 127\.0\.0\.1 is off limits to isolates/);
   });
 
   it('refuses outbound fetch without egress', async () => {

@@ -14,6 +14,7 @@ import type { InstanceStats } from '../sandbox/cgroups.js';
 import type { ExitInfo, InstanceSpec, InstanceState, Runtime, RuntimeEvent } from '../types.js';
 import { createIsolateInstance, type Entry, readChunk } from './isolate-instance.js';
 import { keepAlive } from './keep-alive.js';
+import { createOutboundGuard, type OutboundGuardOptions } from './outbound-guard.js';
 import { createShellPool } from './shells.js';
 
 /** Options of the isolate provider. */
@@ -26,6 +27,8 @@ export interface IsolateRuntimeOptions {
   spares?: number;
   /** Largest request or outbound-fetch response body, bytes. Default 32 MiB. */
   bodyLimit?: number;
+  /** Where isolates' fetch may go beyond the public network (outbound-guard.ts): the node's data plane. */
+  outbound?: OutboundGuardOptions;
   /** Watch window after a timeout: an isolate busy for most of two windows in a row is terminated. Default 100 ms. */
   spinCheckMs?: number;
 }
@@ -50,6 +53,7 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
     spares: options.spares ?? 2,
     bodyLimit,
   });
+  const outbound = createOutboundGuard(options.outbound);
   const entries = new Map<string, Entry>();
   const listeners = new Set<(event: RuntimeEvent) => void>();
   const emit = (event: RuntimeEvent) => {
@@ -123,6 +127,7 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
       },
       egress: spec.network !== 'none',
       fetchTimeoutMs: spec.timeoutMs,
+      dispatcher: outbound.dispatcher,
       read: (key: string) => readChunk(entry, key, bodyLimit),
     });
     shell.configure.applySync(undefined, [new ivm.ExternalCopy(spec.env).copyInto()]);
@@ -274,6 +279,7 @@ export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): Isola
     async close() {
       shells.close();
       await Promise.all([...entries.keys()].map((id) => stop(id, { graceMs: 0 })));
+      await outbound.close();
     },
   };
 }

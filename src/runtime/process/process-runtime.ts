@@ -50,6 +50,8 @@ export interface ProcessRuntime extends Runtime {
   readonly seccomp: boolean;
   /** What is missing from the sandbox on this machine (also printed once at start). */
   readonly warnings: string[];
+  /** The host uid instances run as when it is not the node's own (sandboxed, Nimbus root). */
+  readonly instanceUid?: number;
   /** CPU, memory and pids of a live instance, from its cgroup (or /proc unsandboxed). */
   stats(id: string): InstanceStats | undefined;
   /** Freezes every process of an instance (cgroup freezer); false when it has no cgroup. */
@@ -313,6 +315,8 @@ export function createProcessRuntime(options: ProcessRuntimeOptions = {}): Proce
     sandboxed,
     seccomp: sandbox.isolated && sandbox.seccomp,
     warnings: sandbox.warnings,
+    // Without bubblewrap nothing drops root (sandbox.ts): instances then run as the node itself.
+    instanceUid: sandbox.isolated ? sandbox.uid : undefined,
     async start(spec, startOptions = {}) {
       const signal = startOptions.signal;
       if (signal?.aborted)
