@@ -69,8 +69,18 @@ function createNatsTrigger(ctx: TriggerContext, config: NatsConfig): Trigger {
       maxReconnectAttempts: -1,
     });
     nc = conn;
+    try {
+      await consumeUntilClosed(conn);
+    } finally {
+      // A session that failed half-way (the stream is gone…) must not leave its socket open: the
+      // next attempt opens another, and a leaked one holds the process at exit.
+      if (!conn.isClosed()) await conn.close().catch(() => {});
+    }
+  }
+
+  async function consumeUntilClosed(conn: NatsConnection): Promise<void> {
     // stop() may have run while we were connecting: it could not close this connection then.
-    if (stop.signal.aborted) return void (await conn.close());
+    if (stop.signal.aborted) return;
     void (async () => {
       for await (const s of conn.status()) {
         if (s.type === 'disconnect') ctx.setHealthy(false, `disconnected from ${config.url}`);
