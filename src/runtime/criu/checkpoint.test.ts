@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -26,6 +26,35 @@ describe('detectCriu', () => {
       assert.equal(found.available, false);
       assert.equal(found.version, '9.9');
       assert.equal(found.reason, 'criu check fails: Error: kernel too old');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('dumps a test process: a criu whose check passes but whose dumps hang or fail is not used', () => {
+    if (process.geteuid?.() !== 0) return;
+    const dir = mkdtempSync(join(tmpdir(), 'nimbus-fake-criu-'));
+    // `criu check` passes and `dump` does what CRIU 4.1 does on Linux 6.18 (hangs), or fails.
+    const fake = (name: string, dump: string) => {
+      const file = join(dir, name);
+      writeFileSync(file, `#!/bin/sh\n[ "$1" = --version ] && echo "Version: 4.1.1" && exit 0\n[ "$1" = check ] && exit 0\n${dump}\n`);
+      chmodSync(file, 0o755);
+      return file;
+    };
+    try {
+      const hung = detectCriu({ criuPath: fake('hangs', 'exec sleep 30'), probeTimeoutMs: 500 });
+      assert.equal(hung.available, false);
+      assert.match(hung.reason ?? '', /^criu dump of a test process did not finish within 0\.5 s on Linux .*: CRIU hangs/);
+      const failed = detectCriu({ criuPath: fake('fails', 'echo "Error (criu/cr-dump.c:1): Dumping FAILED." >&2; exit 1') });
+      assert.equal(failed.reason, 'criu dump of a test process fails: Error (criu/cr-dump.c:1): Dumping FAILED.');
+      // The probe's dump gets a live process of its own session (what a real dump needs).
+      const seen = join(dir, 'seen');
+      const ok = detectCriu({
+        criuPath: fake('works', `ps -o sid= -o pid= -p "$3" > ${seen}; kill -9 "$3"; exit 0`),
+      });
+      assert.equal(ok.available, true, ok.reason);
+      const [sid, pid] = readFileSync(seen, 'utf8').trim().split(/\s+/);
+      assert.equal(sid, pid, 'the test process leads its own session');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
