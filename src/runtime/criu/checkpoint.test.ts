@@ -37,15 +37,23 @@ describe('detectCriu', () => {
     // `criu check` passes and `dump` does what CRIU 4.1 does on Linux 6.18 (hangs), or fails.
     const fake = (name: string, dump: string) => {
       const file = join(dir, name);
-      writeFileSync(file, `#!/bin/sh\n[ "$1" = --version ] && echo "Version: 4.1.1" && exit 0\n[ "$1" = check ] && exit 0\n${dump}\n`);
+      writeFileSync(
+        file,
+        `#!/bin/sh\n[ "$1" = --version ] && echo "Version: 4.1.1" && exit 0\n[ "$1" = check ] && exit 0\n${dump}\n`,
+      );
       chmodSync(file, 0o755);
       return file;
     };
     try {
       const hung = detectCriu({ criuPath: fake('hangs', 'exec sleep 30'), probeTimeoutMs: 500 });
       assert.equal(hung.available, false);
-      assert.match(hung.reason ?? '', /^criu dump of a test process did not finish within 0\.5 s on Linux .*: CRIU hangs/);
-      const failed = detectCriu({ criuPath: fake('fails', 'echo "Error (criu/cr-dump.c:1): Dumping FAILED." >&2; exit 1') });
+      assert.match(
+        hung.reason ?? '',
+        /^criu dump of a test process did not finish within 0\.5 s on Linux .*: CRIU hangs/,
+      );
+      const failed = detectCriu({
+        criuPath: fake('fails', 'echo "Error (criu/cr-dump.c:1): Dumping FAILED." >&2; exit 1'),
+      });
       assert.equal(failed.reason, 'criu dump of a test process fails: Error (criu/cr-dump.c:1): Dumping FAILED.');
       // The probe's dump gets a live process of its own session (what a real dump needs).
       const seen = join(dir, 'seen');
