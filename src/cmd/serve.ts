@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { getRequestListener } from '@hono/node-server';
 import { createApi, FunctionsService } from '../api/index.js';
@@ -23,6 +24,7 @@ import {
   createStoreResolver,
   type InvocationRecord,
   sendPlatformError,
+  serveWithoutUpgrade,
   splitFunctionUrl,
 } from '../gateway/index.js';
 import { createInstanceGuard } from '../gateway/instance-guard.js';
@@ -315,7 +317,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const guard = createInstanceGuard({ runtime: options.runtime ?? processRuntime, warn: !options.runtime });
   const apiListener = guard.wrap(getRequestListener(api.fetch, { overrideGlobalObjects: false }));
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const isAsync = url.startsWith('/async/fn/');
     if (!url.startsWith('/fn/') && !isAsync) return void apiListener(req, res);
@@ -326,6 +328,15 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     }
     const { name, path, tag } = splitFunctionUrl(url);
     void gateway.handle(req, res, name, path, tag);
+  };
+  const server = createServer(listener);
+  // A protocol switch (WebSocket) on /fn/ goes to the function's app; anywhere else the Upgrade
+  // header is ignored and the request served as a plain one (e.g. curl --http2's h2c offer).
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = req.url ?? '/';
+    if (!url.startsWith('/fn/') || draining) return serveWithoutUpgrade(req, socket, head, listener);
+    const { name, path, tag } = splitFunctionUrl(url);
+    void gateway.upgrade(req, socket, head, name, path, tag);
   });
   server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
@@ -361,6 +372,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     async close() {
       draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      gateway.closeUpgrades();
       server.closeIdleConnections();
       await Promise.race([gateway.idle(), delay(options.drainTimeoutMs ?? 30_000, undefined, { ref: false })]);
       await rollouts.close();

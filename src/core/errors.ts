@@ -97,6 +97,11 @@ export const ErrorCodes = {
     userFault: true,
     fix: 'The function threw: read its stack with `nimbus logs NAME`.',
   },
+  NIMBUS_ERR_UPGRADE_UNSUPPORTED: {
+    status: 501,
+    userFault: true,
+    fix: 'Protocol upgrades (WebSocket) reach app-mode functions only (`runtime: app`, any program listening on $PORT); deploy the server as an app, or use plain HTTP.',
+  },
   NIMBUS_ERR_INSTANCE_CRASHED: {
     status: 502,
     userFault: true,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { type AbortLike, LazyAbort } from '../core/abort.js';
 import type { Clock } from '../core/clock.js';
 import { NimbusError, toNimbusError } from '../core/errors.js';
@@ -12,6 +13,7 @@ import { createDeadlines, type Deadline } from './deadlines.js';
 import { HOP_BY_HOP_HEADERS } from './hop-by-hop.js';
 import { sendPlatformError } from './platform-error.js';
 import type { Resolver } from './resolver.js';
+import { createUpgrades } from './upgrade.js';
 
 /** One finished invocation, for logs and metrics. */
 export interface InvocationRecord {
@@ -66,6 +68,13 @@ export interface Gateway {
    * `tag` (from `/fn/NAME@TAG/`), the revision the tag names instead of a weighted pick.
    */
   handle(req: IncomingMessage, res: ServerResponse, name: string, path: string, tag?: string): Promise<void>;
+  /**
+   * Carries a request that switches protocols (WebSocket) to an app-mode instance
+   * (gateway/upgrade.ts); the other runtimes answer 501 NIMBUS_ERR_UPGRADE_UNSUPPORTED.
+   */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, name: string, path: string, tag?: string): Promise<void>;
+  /** Ends every upgraded connection (shutdown). */
+  closeUpgrades(): void;
   /** Requests being served now. */
   readonly inFlight: number;
   /** Resolves once no request is being served (for a draining shutdown). */
@@ -92,16 +101,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     path: string,
     tag?: string,
   ): Promise<void> {
-    const requestId = randomUUID();
+    const record = newRecord(name);
+    const { requestId } = record;
     const started = performance.now();
-    const record: InvocationRecord = {
-      requestId,
-      function: name,
-      status: 0,
-      durationMs: 0,
-      cold: false,
-      egressBytes: 0,
-    };
     const trace = options.tracer?.start(name, req.headers.traceparent as string | undefined);
     if (trace) record.traceId = trace.traceId;
     // Keep-alive connections carry one response at a time, so the counter's growth is this response.
@@ -160,8 +162,18 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   }
 
+  const upgrades = createUpgrades({
+    resolver,
+    manager,
+    clock,
+    onInvocation: options.onInvocation,
+    notFound: (name, tag) => notFound(resolver, name, tag),
+  });
+
   return {
     handle,
+    upgrade: upgrades.handle,
+    closeUpgrades: upgrades.closeAll,
     get inFlight() {
       return inFlight;
     },
@@ -337,4 +349,9 @@ function tooLarge(max: number): NimbusError {
 
 function timeoutError(name: string, ms: number): NimbusError {
   return new NimbusError('NIMBUS_ERR_TIMEOUT', `Function ${name} did not answer within its timeout of ${ms / 1000} s`);
+}
+
+/** The record of one request, filled in as it is served (a fresh request id, nothing known yet). */
+export function newRecord(name: string): InvocationRecord {
+  return { requestId: randomUUID(), function: name, status: 0, durationMs: 0, cold: false, egressBytes: 0 };
 }

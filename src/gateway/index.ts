@@ -5,3 +5,4 @@ export { createGateway } from './gateway.js';
 export { sendPlatformError } from './platform-error.js';
 export type { Resolver, StoreResolver } from './resolver.js';
 export { createStoreResolver, planFor } from './resolver.js';
+export { serveWithoutUpgrade } from './upgrade.js';

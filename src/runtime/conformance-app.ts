@@ -64,6 +64,40 @@ export function appModeConformance({ runtime, spec, call, json, startFails, apps
       assert.match(await res.text(), /switched protocols \(101\)/);
     });
 
+    it('carries an upgraded connection through tunnel(): the 101, then bytes both ways', {
+      timeout: 10_000,
+    }, async () => {
+      const echo =
+        "require('net').createServer((s) => s.once('data', () => { s.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: echo\\r\\nConnection: Upgrade\\r\\n\\r\\n'); s.pipe(s); })).listen(process.env.PORT)";
+      const app101 = await runtime().start(app(['node', '-e', echo]));
+      after(() => runtime().stop(app101.id));
+      assert.equal(typeof app101.tunnel, 'function', 'app-mode instances offer tunnel()');
+      const tunnel = await app101.tunnel!();
+      let seen = '';
+      tunnel.setEncoding('utf8');
+      const upTo = (text: string) =>
+        new Promise<void>((resolve, reject) => {
+          const check = () => {
+            if (!seen.includes(text)) return;
+            tunnel.off('data', onData);
+            resolve();
+          };
+          const onData = (chunk: string) => {
+            seen += chunk;
+            check();
+          };
+          tunnel.on('data', onData);
+          tunnel.once('close', () => reject(new Error(`closed before ${JSON.stringify(text)}: ${seen}`)));
+          check();
+        });
+      tunnel.write('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
+      await upTo('\r\n\r\n');
+      assert.match(seen, /^HTTP\/1\.1 101 /);
+      tunnel.write('ping after the switch');
+      await upTo('ping after the switch');
+      tunnel.destroy();
+    });
+
     it('rejects START_FAILED when the app exits before listening', () =>
       startFails(
         app(['node', '-e', 'console.error("no config"); process.exit(3)']),

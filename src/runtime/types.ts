@@ -6,6 +6,7 @@
  * (runtime/conformance.ts).
  */
 
+import type { Duplex } from 'node:stream';
 import type { AbortLike } from '../core/abort.js';
 import type { RuntimeKind } from '../core/types.js';
 import type { InstanceStats } from './sandbox/cgroups.js';
@@ -85,6 +86,13 @@ export interface Instance {
    * `signal` cancels the request (the instance may be recycled by the caller).
    */
   fetch(request: Request, options?: { signal?: AbortLike }): Promise<Response>;
+  /**
+   * Optional: a raw byte stream to the instance's HTTP/1.1 endpoint, for one request that switches
+   * protocols (a WebSocket handshake). The caller writes the request head and pipes both ways; the
+   * instance's answer (101, or any other) comes back as bytes. App-mode instances of the process
+   * providers offer it; for the others the gateway answers 501 NIMBUS_ERR_UPGRADE_UNSUPPORTED.
+   */
+  tunnel?(): Promise<Duplex>;
 }
 
 export type RuntimeEvent =

@@ -234,6 +234,14 @@ export async function restoreInstance(req: RestoreRequest): Promise<RestoredInst
         );
       return channel.fetch(request, options?.signal ?? request.signal);
     },
+    // Restores are app mode: the watchdog carries upgraded connections.
+    tunnel() {
+      if (instance.state !== 'ready' && instance.state !== 'stopping')
+        return Promise.reject(
+          new NimbusError('NIMBUS_ERR_INSTANCE_CRASHED', `Instance ${instance.id} is not running (${instance.state})`),
+        );
+      return channel.tunnel();
+    },
     async cleanup() {
       await egress?.close();
       await channel.close();

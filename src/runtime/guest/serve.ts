@@ -74,6 +74,12 @@ export interface ServeOptions {
   beforeExit?: () => Promise<void>;
   /** Milliseconds the function's init took (import + top-level code), reported on the readiness line. */
   initMs?: number;
+  /**
+   * A request that switches protocols (plain HTTP connections only: the gateway opens one per
+   * upgrade). Without it such a connection is closed. Upgraded connections are ended at SIGTERM
+   * once in-flight requests are done (the gateway keeps the instance while they are open).
+   */
+  upgrade?: (req: GuestRequest, socket: Socket, head: Buffer) => void;
 }
 
 /**
@@ -98,6 +104,13 @@ export function serve(options: ServeOptions): void {
   // The gateway enforces timeouts; the guest must not cut long streams on its own.
   const http = createServer({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: 0, noDelay: true }, handle);
   http.on('clientError', (_err, socket) => socket.destroy());
+  const upgraded = new Set<Socket>();
+  http.on('upgrade', (req: GuestRequest, socket: Socket, head: Buffer) => {
+    if (!options.upgrade || draining) return void socket.destroy();
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
+    options.upgrade(req, socket, head);
+  });
   const framed = new Set<FramedConnection>();
   const server = createNetServer((socket: Socket) => {
     socket.once('data', (first: Buffer) => {
@@ -131,6 +144,7 @@ export function serve(options: ServeOptions): void {
     http.closeIdleConnections();
     if (inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
     await Promise.all([...framed].map((connection) => connection.close()));
+    for (const socket of upgraded) socket.destroy();
     await options.beforeExit?.();
     process.exit(0);
   });

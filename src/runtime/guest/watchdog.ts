@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { constants } from 'node:os';
-import { DEADLINE_HEADER, ENV_KEYS_VAR } from './protocol.js';
+import { DEADLINE_HEADER, ENV_KEYS_VAR, ERROR_HEADER } from './protocol.js';
 import { failStart, sendError, serve } from './serve.js';
 
 const { NIMBUS_SOCKET: socketPath, NIMBUS_COMMAND: commandJson } = process.env;
@@ -107,6 +107,32 @@ async function main(): Promise<void> {
         if (!res.writableFinished) upstream.destroy();
       });
       req.pipe(upstream);
+    },
+    // A WebSocket (or other) upgrade: the head goes to the app as it came, then bytes both ways.
+    upgrade(req, socket, head) {
+      const upstream = connect(port, '127.0.0.1');
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      const raw = req.rawHeaders;
+      for (let i = 0; i < raw.length; i += 2)
+        if (raw[i]!.toLowerCase() !== DEADLINE_HEADER) lines.push(`${raw[i]}: ${raw[i + 1]}`);
+      upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head.length > 0) upstream.write(head);
+      upstream.setNoDelay(true);
+      let answered = false;
+      upstream.once('data', () => {
+        answered = true;
+      });
+      upstream.on('error', (err) => {
+        if (answered) return void socket.destroy();
+        const body = JSON.stringify({ error: { code: CRASHED, message: `The app failed to answer: ${err.message}` } });
+        socket.end(
+          `HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+            `${ERROR_HEADER}: ${CRASHED}\r\nconnection: close\r\n\r\n${body}`,
+        );
+      });
+      socket.on('error', () => upstream.destroy());
+      upstream.pipe(socket);
+      socket.pipe(upstream);
     },
     async beforeExit() {
       stopping = true;

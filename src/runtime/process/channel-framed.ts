@@ -6,6 +6,7 @@ import { type BodyControl, createLazyResponse, PushedBody, type RawHeaders } fro
 import { requestHead } from '../channel/request-head.js';
 import { ACK_STEP, FrameDecoder, FrameType, FrameWriter, Outbound, PREFACE } from '../guest/framing.js';
 import type { Channel } from './channel.js';
+import { openTunnel } from './tunnel.js';
 
 // Statuses whose Response must have a null body (the constructor throws otherwise).
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
@@ -77,6 +78,7 @@ export function createFramedChannel(socketPath: string, instanceId: string): Cha
       closed = true;
       connection?.destroy();
     },
+    tunnel: () => (closed ? Promise.reject(crashed('is not running')) : openTunnel(socketPath, instanceId)),
   };
 }
 

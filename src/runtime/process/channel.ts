@@ -1,9 +1,11 @@
+import type { Socket } from 'node:net';
 import { type Dispatcher, Pool } from 'undici';
 import type { AbortLike } from '../../core/abort.js';
 import { NimbusError } from '../../core/errors.js';
 import { createLazyResponse, PushedBody } from '../channel/index.js';
 import { requestHead } from '../channel/request-head.js';
 import { createFramedChannel } from './channel-framed.js';
+import { openTunnel } from './tunnel.js';
 
 /** The host end of the hop to one instance's Unix socket. */
 export interface Channel {
@@ -15,6 +17,8 @@ export interface Channel {
   fetch(request: Request, signal?: AbortLike): Promise<Response>;
   /** Closes every connection (in-flight requests fail). */
   close(): Promise<void>;
+  /** A connection of its own to the guest, in plain HTTP/1.1, for a request that switches protocols. */
+  tunnel(): Promise<Socket>;
 }
 
 // Statuses whose Response must have a null body (the constructor throws otherwise).
@@ -112,5 +116,6 @@ export function createHttpChannel(socketPath: string, instanceId: string): Chann
       closed = true;
       await pool.destroy().catch(() => {});
     },
+    tunnel: () => (closed ? Promise.reject(crashed('is not running')) : openTunnel(socketPath, instanceId)),
   };
 }

@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import type { Duplex } from 'node:stream';
 import type { AbortLike } from '../../core/abort.js';
 import { hasCode, NimbusError } from '../../core/errors.js';
 import { JOIN_FAILED_CODE } from '../sandbox/bwrap.js';
@@ -120,6 +121,17 @@ class ProcessInstance implements Instance {
       );
     }
     return this.#channel.fetch(request, options?.signal ?? request.signal).catch(this.#explainCrash);
+  }
+
+  /** App mode only: its watchdog carries an upgraded connection to the app (guest/watchdog.ts). */
+  get tunnel(): (() => Promise<Duplex>) | undefined {
+    if (this.spec.kind !== 'app') return undefined;
+    return () =>
+      this.state === 'ready' || this.state === 'stopping'
+        ? this.#channel.tunnel()
+        : Promise.reject(
+            new NimbusError('NIMBUS_ERR_INSTANCE_CRASHED', `Instance ${this.id} is not running (${this.state})`),
+          );
   }
 
   // One closure per instance rather than one per request.

@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { type IncomingMessage, request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { WebSocket } from 'undici';
+import { APPS, eventually, startTestNode, type TestNode, writeSource } from '../support/nimbus.js';
+
+/** Opens a WebSocket and resolves once it is open; messages are queued for `next`. */
+async function openSocket(url: string) {
+  const ws = new WebSocket(url);
+  const queue: string[] = [];
+  const waiting: ((m: string) => void)[] = [];
+  ws.onmessage = (e) => {
+    const next = waiting.shift();
+    if (next) next(String(e.data));
+    else queue.push(String(e.data));
+  };
+  const closed = new Promise<number>((resolve) => {
+    ws.onclose = (e) => resolve(e.code);
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onerror = (e) => reject(new Error(`websocket failed: ${(e as any).message ?? 'error'}`));
+  });
+  const next = () =>
+    queue.length > 0 ? Promise.resolve(queue.shift()!) : new Promise<string>((resolve) => waiting.push(resolve));
+  return { ws, next, closed };
+}
+
+/** Sends an upgrade request by hand: resolves with the answer when it is not a 101. */
+function upgradeRequest(
+  url: string,
+  path: string,
+  protocol = 'websocket',
+): Promise<{ res: IncomingMessage; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${path}`, {
+      headers: {
+        connection: 'Upgrade',
+        upgrade: protocol,
+        'sec-websocket-version': '13',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      },
+    });
+    req.once('upgrade', (_res, socket) => {
+      socket.destroy();
+      reject(new Error('switched protocols'));
+    });
+    req.once('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (body += c));
+      res.once('end', () => resolve({ res, body }));
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+describe('WebSocket and other protocol upgrades (real node, a Python app)', () => {
+  let node: TestNode;
+  let ws: string;
+  const instances = async () => (await node.json('/api/v1/functions/ws-echo')).instances as any[];
+
+  before(async () => {
+    node = await startTestNode();
+    const deployed = await node.deploy(join(APPS, 'ws-echo'), { scale: { idleTimeout: 1 } });
+    assert.equal(deployed.status, 201, JSON.stringify(deployed.body));
+    const hello = writeSource({
+      'index.js': 'export default { fetch: () => new Response("hi") };',
+      'nimbus.yaml': 'name: plain\n',
+    });
+    assert.equal((await node.deploy(hello)).status, 201);
+    ws = node.url.replace(/^http/, 'ws');
+  });
+  after(() => node.dispose().catch(() => {}));
+
+  it('carries a WebSocket to an app-mode function both ways, with path, query and forwarding headers', async () => {
+    const { ws: socket, next, closed } = await openSocket(`${ws}/fn/ws-echo/chat/room?x=1`);
+    socket.send('hello');
+    assert.equal(await next(), 'echo: hello');
+    socket.send('who');
+    const seen = await next();
+    assert.match(seen, /^path=\/chat\/room\?x=1 request-id=[0-9a-f-]{36} forwarded-for=127\.0\.0\.1$/);
+    // The open connection holds its slot: the instance is busy, and idleTimeout (1 s) cannot stop it.
+    const [busy] = await instances();
+    assert.equal(busy.inFlight, 1);
+    socket.send('x'.repeat(70_000));
+    assert.equal(await next(), `echo: ${'x'.repeat(70_000)}`);
+    socket.close(1000);
+    await closed;
+    // Released once closed, then scaled to zero as any idle instance.
+    await eventually(async () => (await instances()).length === 0, 15_000, 'scale to zero after the close');
+    // The next one starts the app again (a cold start through the upgrade path).
+    const again = await openSocket(`${ws}/fn/ws-echo/`);
+    again.ws.send('again');
+    assert.equal(await again.next(), 'echo: again');
+    again.ws.close(1000);
+    await again.closed;
+  });
+
+  it('records the upgrade as one invocation with status 101 in the request log', async () => {
+    const { ws: socket, next, closed } = await openSocket(`${ws}/fn/ws-echo/logged`);
+    socket.send('who');
+    const requestId = /request-id=(\S+)/.exec(await next())![1];
+    socket.close(1000);
+    await closed;
+    const record = await eventually(async () => {
+      const { logs } = await node.json(`/api/v1/functions/ws-echo/logs?request=${requestId}`);
+      return logs.find((l: any) => l.stream === 'request');
+    });
+    assert.equal(record.status, 101);
+  });
+
+  it("passes the app's refusal through, and serves the same app's plain requests as usual", async () => {
+    const { res, body } = await upgradeRequest(node.url, '/fn/ws-echo/refuse');
+    assert.equal(res.statusCode, 426);
+    assert.equal(body, 'no websocket here');
+    assert.equal(await (await node.call('/fn/ws-echo/plain')).text(), 'plain http');
+  });
+
+  it('answers 501 for a function that is not an app, 404 for an unknown one, with the platform tag', async () => {
+    const plain = await upgradeRequest(node.url, '/fn/plain/');
+    assert.equal(plain.res.statusCode, 501);
+    assert.equal(plain.res.headers['x-nimbus-error'], 'NIMBUS_ERR_UPGRADE_UNSUPPORTED');
+    assert.match(JSON.parse(plain.body).error.message, /cannot switch protocols: runtime node .* needs runtime app/);
+    const missing = await upgradeRequest(node.url, '/fn/nope/');
+    assert.equal(missing.res.statusCode, 404);
+    assert.equal(missing.res.headers['x-nimbus-error'], 'NIMBUS_ERR_FUNCTION_NOT_FOUND');
+  });
+
+  it('ignores an upgrade offer elsewhere (curl --http2 offers h2c): the API answers as HTTP/1.1', async () => {
+    const health = await upgradeRequest(node.url, '/healthz', 'h2c');
+    assert.equal(health.res.statusCode, 200);
+    const list = await upgradeRequest(node.url, '/api/v1/functions', 'h2c');
+    assert.equal(list.res.statusCode, 200);
+    assert.ok(JSON.parse(list.body).functions.some((f: any) => f.name === 'ws-echo'));
+  });
+
+  it('a shutdown ends open WebSockets instead of waiting for them', async () => {
+    const { ws: socket, next, closed } = await openSocket(`${ws}/fn/ws-echo/`);
+    socket.send('still here');
+    assert.equal(await next(), 'echo: still here');
+    await node.close();
+    assert.equal(await closed, 1006);
+  });
+});
