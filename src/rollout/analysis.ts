@@ -11,6 +11,8 @@ export class StepWindow {
   add(status: number, durationMs: number): void {
     this.requests++;
     if (status >= 500) this.errors++;
+    // A switched protocol (WebSocket) lasts as long as its connection: no latency to compare.
+    if (status === 101) return;
     // Bounded: a busy function's step keeps a large sample, never unbounded memory.
     if (this.durations.length < 100_000) this.durations.push(durationMs);
   }

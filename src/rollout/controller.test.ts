@@ -227,3 +227,16 @@ describe('rollout controller', () => {
     ]);
   });
 });
+
+describe('step window', () => {
+  it('counts an upgraded connection (101) as a request but not as a latency sample', async () => {
+    const { StepWindow } = await import('./analysis.js');
+    const w = new StepWindow();
+    for (let i = 0; i < 19; i++) w.add(200, 10);
+    w.add(101, 3_600_000);
+    w.add(101, 3_600_000);
+    w.add(502, 20);
+    // An hour-long WebSocket is not an hour-slow revision.
+    assert.deepEqual(w.stats(), { requests: 22, errors: 1, errorRate: 4.55, p95Ms: 10 });
+  });
+});
