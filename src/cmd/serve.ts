@@ -1,8 +1,7 @@
 import { mkdirSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { getRequestListener } from '@hono/node-server';
 import { createApi, FunctionsService } from '../api/index.js';
@@ -18,15 +17,7 @@ import {
   type QueueDemand,
 } from '../events/index.js';
 import { createNatsPublisher } from '../events/nats-publisher.js';
-import {
-  answerClientError,
-  createGateway,
-  createStoreResolver,
-  type InvocationRecord,
-  sendPlatformError,
-  serveWithoutUpgrade,
-  splitFunctionUrl,
-} from '../gateway/index.js';
+import { createFrontDoor, createGateway, createStoreResolver, type InvocationRecord } from '../gateway/index.js';
 import { createInstanceGuard } from '../gateway/instance-guard.js';
 import { createInstanceManager, type RevisionPlan } from '../instances/index.js';
 import { createInstanceSampler } from '../observe/instance-sampler.js';
@@ -317,28 +308,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
   const guard = createInstanceGuard({ runtime: options.runtime ?? processRuntime, warn: !options.runtime });
   const apiListener = guard.wrap(getRequestListener(api.fetch, { overrideGlobalObjects: false }));
 
-  const listener = (req: IncomingMessage, res: ServerResponse) => {
-    const url = req.url ?? '/';
-    const isAsync = url.startsWith('/async/fn/');
-    if (!url.startsWith('/fn/') && !isAsync) return void apiListener(req, res);
-    if (draining) return sendPlatformError(res, new NimbusError('NIMBUS_ERR_SHUTTING_DOWN', 'Nimbus is shutting down'));
-    if (isAsync) {
-      const { name, path, tag } = splitFunctionUrl(url.slice('/async'.length));
-      return void handleAsync(req, res, name, path, tag);
-    }
-    const { name, path, tag } = splitFunctionUrl(url);
-    void gateway.handle(req, res, name, path, tag);
-  };
-  const server = createServer(listener);
-  // A protocol switch (WebSocket) on /fn/ goes to the function's app; anywhere else the Upgrade
-  // header is ignored and the request served as a plain one (e.g. curl --http2's h2c offer).
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = req.url ?? '/';
-    if (!url.startsWith('/fn/') || draining) return serveWithoutUpgrade(req, socket, head, listener);
-    const { name, path, tag } = splitFunctionUrl(url);
-    void gateway.upgrade(req, socket, head, name, path, tag);
-  });
-  server.on('clientError', answerClientError);
+  const server = createFrontDoor({ gateway, handleAsync, api: apiListener, draining: () => draining });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 8080, options.host ?? '127.0.0.1', resolve);

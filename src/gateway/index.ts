@@ -1,4 +1,5 @@
 export { answerClientError } from './client-error.js';
+export { createFrontDoor } from './front-door.js';
 export { splitFunctionUrl } from './function-url.js';
 export type { Gateway, GatewayOptions, GatewayTracer, InvocationRecord, RequestTrace } from './gateway.js';
 export { createGateway } from './gateway.js';
