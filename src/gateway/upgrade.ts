@@ -90,6 +90,7 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
       lease = await manager.acquire(plan, abort);
       record.cold = lease.cold;
       record.instance = lease.instance.id;
+      lease.outlivesTimeout();
       const { tunnel } = lease.instance;
       if (!tunnel)
         throw new NimbusError(

@@ -157,7 +157,8 @@ describe('instance manager', () => {
     await manager.close();
   });
 
-  it('stops a drained instance whose request outlives the function timeout', async () => {
+  /** Two instances, one request left on each, then load falls: one of them is drained. */
+  async function drainOneOfTwo(upgraded: boolean) {
     const clock = createManualClock();
     const runtime = createMemoryRuntime();
     const manager = createInstanceManager({ runtime, clock, freezeAfterMs: 0 });
@@ -165,15 +166,34 @@ describe('instance manager', () => {
     const leases = await burst(manager, clock, p, 11);
     const [a, b] = [...groupByInstance(leases).values()];
     for (const l of [...a!.slice(1), ...b!.slice(1)]) l.release();
+    const kept = [a![0]!, b![0]!];
+    if (upgraded) for (const l of kept) l.outlivesTimeout();
     await untilDesired(manager, clock, 1);
     const [draining] = manager.instances('fn').filter((i) => i.state === 'draining');
     assert.ok(draining, 'one of the two drained, its request still running');
+    return { clock, runtime, manager, kept, draining };
+  }
+
+  it('stops a drained instance whose request outlives the function timeout', async () => {
+    const { clock, runtime, manager, kept } = await drainOneOfTwo(false);
     clock.advance(2000); // timeoutMs (1000) + 1 s
     await settle();
     assert.equal(runtime.list().length, 1);
     assert.match(manager.ended('fn')[0]!.reason, /outlived the timeout/);
-    a![0]!.release();
-    b![0]!.release();
+    for (const l of kept) l.release();
+    await manager.close();
+  });
+
+  it('waits for an upgraded connection (WebSocket) on a drained instance past the timeout, then stops it', async () => {
+    const { clock, runtime, manager, kept, draining } = await drainOneOfTwo(true);
+    clock.advance(60_000); // far past timeoutMs (1000) + 1 s
+    await settle();
+    assert.equal(runtime.list().length, 2, 'the open connection keeps its instance');
+    kept.find((l) => l.instance.id === draining.id)!.release();
+    await settle();
+    assert.equal(runtime.list().length, 1);
+    assert.equal(manager.ended('fn')[0]!.reason, 'scaled down');
+    for (const l of kept) l.release();
     await manager.close();
   });
 

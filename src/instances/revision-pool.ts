@@ -200,13 +200,20 @@ export class RevisionPool {
     this.#active++;
     this.#observe();
     let released = false;
+    let longLived = false;
     return {
       instance: slot.instance!,
       cold,
+      outlivesTimeout: () => {
+        if (released || longLived) return;
+        longLived = true;
+        slot.longLived = (slot.longLived ?? 0) + 1;
+      },
       release: (options) => {
         if (released) return;
         released = true;
         slot.inFlight--;
+        if (longLived) slot.longLived! -= 1;
         this.#active--;
         slot.lastUsedAt = this.#deps.clock.now();
         if (options?.recycle && (slot.state === 'ready' || slot.cancelDrain)) {
@@ -289,9 +296,11 @@ export class RevisionPool {
       this.#stop(slot, 'scaled down');
       return;
     }
-    // Requests are aborted by the gateway at their deadline; this is the backstop.
+    // Requests are aborted by the gateway at their deadline; this is the backstop. Upgraded
+    // connections are not stuck requests: the last one to close stops the instance (release).
     const cancel = this.#deps.clock.setTimer(() => {
-      if (slot.state === 'draining') this.#stop(slot, 'scaled down; requests outlived the timeout');
+      if (slot.state === 'draining' && slot.inFlight > (slot.longLived ?? 0))
+        this.#stop(slot, 'scaled down; requests outlived the timeout');
     }, this.plan.spec.timeoutMs + 1000);
     slot.cancelDrain = cancel;
   }

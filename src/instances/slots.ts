@@ -16,6 +16,8 @@ export interface Slot extends Freezable {
   stopReason?: string;
   instance?: Instance;
   inFlight: number;
+  /** Of those, leases that may outlive the timeout (upgraded connections): a drain waits for them. */
+  longLived?: number;
   requests: number;
   startedAt: number;
   readyAt?: number;

@@ -24,6 +24,11 @@ export interface Lease {
    * requests and is stopped once its other requests finish.
    */
   release(options?: { recycle?: boolean }): void;
+  /**
+   * Marks the lease as an upgraded connection (WebSocket), which lives as long as its client
+   * wants: a scale-down drain waits for it instead of stopping the instance at the timeout.
+   */
+  outlivesTimeout(): void;
 }
 
 export type SlotState = 'starting' | 'ready' | 'draining' | 'stopping';
