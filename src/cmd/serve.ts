@@ -179,6 +179,8 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
             : undefined;
         const retired = Promise.allSettled(unreferenced.map((plan) => manager.retire(plan.key, gone)));
         if (gone) retiring.set(name, retired);
+        // Its WebSockets too: they would keep a deleted function's app serving for as long as they last.
+        if (gone) gateway.closeUpgrades(name);
         for (const plan of referenced) manager.ensureMin(plan);
       },
       instances: (name) => liveInstances().filter((i) => i.function === name),

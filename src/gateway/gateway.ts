@@ -73,8 +73,8 @@ export interface Gateway {
    * (gateway/upgrade.ts); the other runtimes answer 501 NIMBUS_ERR_UPGRADE_UNSUPPORTED.
    */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, name: string, path: string, tag?: string): Promise<void>;
-  /** Ends every upgraded connection (shutdown). */
-  closeUpgrades(): void;
+  /** Ends the upgraded connections of function `name` (deleted), or all of them (shutdown). */
+  closeUpgrades(name?: string): void;
   /** Requests being served now. */
   readonly inFlight: number;
   /** Resolves once no request is being served (for a draining shutdown). */

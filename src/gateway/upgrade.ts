@@ -29,10 +29,11 @@ export interface UpgradeOptions {
 export interface Upgrades {
   /** Carries one upgrade request for function `name` (`path` is what the app sees). */
   handle(req: IncomingMessage, socket: Duplex, head: Buffer, name: string, path: string, tag?: string): Promise<void>;
-  /** Upgraded connections open now. */
-  readonly open: number;
-  /** Ends every upgraded connection (at shutdown: they would hold the server open for hours). */
-  closeAll(): void;
+  /**
+   * Ends the upgraded connections of function `name`, or all of them: at shutdown (they would
+   * hold the server open for hours) and when the function is deleted (its app must stop serving).
+   */
+  closeAll(name?: string): void;
 }
 
 // What the app never gets from the caller: the hop-by-hop headers but the two an upgrade needs,
@@ -50,7 +51,8 @@ const LINGER_MS = 5000;
 
 export function createUpgrades(options: UpgradeOptions): Upgrades {
   const { resolver, manager, clock } = options;
-  const open = new Set<Duplex>();
+  /** Both ends of every upgraded connection, with their function. */
+  const open = new Map<Duplex, string>();
 
   async function handle(
     req: IncomingMessage,
@@ -67,7 +69,7 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
     const clientGone = () => abort.abort(new Error('client closed the connection'));
     socket.once('close', clientGone);
     socket.on('error', () => {});
-    open.add(socket);
+    open.set(socket, name);
     let lease: Lease | undefined;
     let upstream: Duplex | undefined;
     let cancelTimer: (() => void) | undefined;
@@ -98,7 +100,7 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
           `Function ${name} cannot switch protocols: runtime ${plan.spec.kind} answers requests one by one; WebSocket needs runtime app`,
         );
       upstream = await untilAborted(tunnel.call(lease.instance), abort, (late) => late.destroy());
-      open.add(upstream);
+      open.set(upstream, name);
       upstream.on('error', () => {});
       upstream.write(requestHead(req, path, requestId));
       if (head.length > 0) upstream.write(head);
@@ -132,11 +134,8 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
 
   return {
     handle,
-    get open() {
-      return open.size;
-    },
-    closeAll() {
-      for (const stream of open) stream.destroy();
+    closeAll(name) {
+      for (const [stream, fn] of open) if (name === undefined || fn === name) stream.destroy();
     },
   };
 }

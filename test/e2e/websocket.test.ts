@@ -137,6 +137,20 @@ describe('WebSocket and other protocol upgrades (real node, a Python app)', () =
     assert.ok(JSON.parse(list.body).functions.some((f: any) => f.name === 'ws-echo'));
   });
 
+  it("deleting the function ends its open WebSockets (a deleted app stops serving), not the others'", async () => {
+    assert.equal((await node.deploy(join(APPS, 'ws-echo'), { name: 'ws-gone' })).status, 201);
+    const doomed = await openSocket(`${ws}/fn/ws-gone/`);
+    const other = await openSocket(`${ws}/fn/ws-echo/`);
+    assert.equal((await node.call('/api/v1/functions/ws-gone', { method: 'DELETE' })).status, 200);
+    // Bounded, so a regression fails here instead of holding the file to its timeout.
+    const ended = await Promise.race([doomed.closed, new Promise((r) => setTimeout(r, 10_000, 'still open'))]);
+    assert.equal(ended, 1006);
+    other.ws.send('still open');
+    assert.equal(await other.next(), 'echo: still open');
+    other.ws.close(1000);
+    await other.closed;
+  });
+
   it('a shutdown ends open WebSockets instead of waiting for them', async () => {
     const { ws: socket, next, closed } = await openSocket(`${ws}/fn/ws-echo/`);
     socket.send('still here');
