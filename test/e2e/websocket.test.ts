@@ -119,6 +119,17 @@ describe('WebSocket and other protocol upgrades (real node, a Python app)', () =
     assert.equal(await (await node.call('/fn/ws-echo/plain')).text(), 'plain http');
   });
 
+  it('answers 504 when the app does not answer the upgrade within the timeout, 502 when it hangs up', async () => {
+    assert.equal((await node.deploy(join(APPS, 'ws-echo'), { name: 'ws-slow', timeout: 1 })).status, 201);
+    const silent = await upgradeRequest(node.url, '/fn/ws-slow/silent');
+    assert.equal(silent.res.statusCode, 504);
+    assert.equal(silent.res.headers['x-nimbus-error'], 'NIMBUS_ERR_TIMEOUT');
+    assert.match(JSON.parse(silent.body).error.message, /did not answer the upgrade within its timeout of 1 s/);
+    const dropped = await upgradeRequest(node.url, '/fn/ws-slow/drop');
+    assert.equal(dropped.res.statusCode, 502);
+    assert.equal(dropped.res.headers['x-nimbus-error'], 'NIMBUS_ERR_INSTANCE_CRASHED');
+  });
+
   it('answers 501 for a function that is not an app, 404 for an unknown one, with the platform tag', async () => {
     const plain = await upgradeRequest(node.url, '/fn/plain/');
     assert.equal(plain.res.statusCode, 501);
