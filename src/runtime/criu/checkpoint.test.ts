@@ -45,7 +45,7 @@ describe('detectCriu', () => {
       return file;
     };
     try {
-      const hung = detectCriu({ criuPath: fake('hangs', 'exec sleep 30'), probeTimeoutMs: 500 });
+      const hung = detectCriu({ criuPath: fake('hangs', 'exec sleep 30'), probeTimeoutMs: 500, probeCache: false });
       assert.equal(hung.available, false);
       assert.match(
         hung.reason ?? '',
@@ -53,16 +53,29 @@ describe('detectCriu', () => {
       );
       const failed = detectCriu({
         criuPath: fake('fails', 'echo "Error (criu/cr-dump.c:1): Dumping FAILED." >&2; exit 1'),
+        probeCache: false,
       });
       assert.equal(failed.reason, 'criu dump of a test process fails: Error (criu/cr-dump.c:1): Dumping FAILED.');
       // The probe's dump gets a live process of its own session (what a real dump needs).
       const seen = join(dir, 'seen');
       const ok = detectCriu({
         criuPath: fake('works', `ps -o sid= -o pid= -p "$3" > ${seen}; kill -9 "$3"; exit 0`),
+        probeCache: false,
       });
       assert.equal(ok.available, true, ok.reason);
       const [sid, pid] = readFileSync(seen, 'utf8').trim().split(/\s+/);
       assert.equal(sid, pid, 'the test process leads its own session');
+      // The verdict is kept for the boot and this binary: a second process does not wait again.
+      const count = join(dir, 'dumps');
+      const counting = fake('counting', `echo x >> ${count}; exec sleep 30`);
+      const cache = join(dir, 'run', 'criu-probe.json');
+      const first = detectCriu({ criuPath: counting, probeTimeoutMs: 500, probeCache: cache });
+      const second = detectCriu({ criuPath: counting, probeTimeoutMs: 500, probeCache: cache });
+      assert.equal(second.reason, first.reason);
+      assert.equal(readFileSync(count, 'utf8'), 'x\n', 'one probe dump');
+      writeFileSync(counting, `${readFileSync(counting, 'utf8')}\n# another build\n`);
+      detectCriu({ criuPath: counting, probeTimeoutMs: 500, probeCache: cache });
+      assert.equal(readFileSync(count, 'utf8'), 'x\nx\n', 'a changed binary is probed again');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -4,9 +4,9 @@
  * the answer is no, instances start normally and the reason is shown (docs/criu.md).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 
 /** What the machine offers for checkpoint/restore. */
 export interface CriuSupport {
@@ -38,7 +38,13 @@ export function findProgram(name: string, pathEnv = process.env.PATH ?? ''): str
 
 /** Runs the detection now (uncached); `criuPath` skips the search. */
 export function detectCriu(
-  options: { criuPath?: string; pathEnv?: string; probeTimeoutMs?: number } = {},
+  options: {
+    criuPath?: string;
+    pathEnv?: string;
+    probeTimeoutMs?: number;
+    /** Where the probe's verdict is kept until the next boot; `false`: probe every time. */
+    probeCache?: string | false;
+  } = {},
 ): CriuSupport {
   if (process.platform !== 'linux') return { available: false, reason: 'CRIU only runs on Linux' };
   if (process.geteuid?.() !== 0) return { available: false, reason: 'Nimbus does not run as root (CRIU needs it)' };
@@ -51,13 +57,58 @@ export function detectCriu(
     const why = `${check.stderr ?? ''}${check.stdout ?? ''}`.trim().split('\n').filter(Boolean).at(-1);
     return { available: false, path, version: found, reason: `criu check fails: ${why ?? check.error?.message}` };
   }
-  const dumped = probeDump(path, options.probeTimeoutMs ?? PROBE_TIMEOUT_MS);
+  const cacheFile = options.probeCache ?? PROBE_CACHE;
+  const key = cacheFile ? probeKey(path) : undefined;
+  let dumped = key ? cachedVerdict(cacheFile as string, key) : undefined;
+  if (dumped === undefined) {
+    dumped = probeDump(path, options.probeTimeoutMs ?? PROBE_TIMEOUT_MS) ?? null;
+    if (key) saveVerdict(cacheFile as string, key, dumped);
+  }
   if (dumped) return { available: false, path, version: found, reason: dumped };
   return { available: true, path, ...(found ? { version: found } : {}) };
 }
 
 /** How long the probe's dump of `sleep` may take (it takes ≈ 0.1 s where CRIU works). */
 const PROBE_TIMEOUT_MS = 5000;
+
+/**
+ * The probe's verdict, kept an hour for this boot (`/run` is a tmpfs only root writes): on a kernel
+ * where dumps hang, each node process would otherwise stall its event loop for the probe's 5 s
+ * once. An hour, not the boot: a dump that was only slow (a machine loaded past 5 s) is retried.
+ */
+const PROBE_CACHE = '/run/nimbus/criu-probe.json';
+const PROBE_KEPT_MS = 60 * 60 * 1000;
+
+/** What the verdict holds for: this boot (kernel), this criu binary. */
+function probeKey(criu: string): string | undefined {
+  try {
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const { size, mtimeMs } = statSync(criu);
+    return `${boot} ${criu} ${size} ${mtimeMs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The kept verdict for `key`: null (dumps work), the reason they do not, or undefined (none kept). */
+function cachedVerdict(file: string, key: string): string | null | undefined {
+  try {
+    const kept = JSON.parse(readFileSync(file, 'utf8')) as { key?: string; at?: number; reason?: string | null };
+    const fresh = kept.key === key && typeof kept.at === 'number' && Date.now() - kept.at < PROBE_KEPT_MS;
+    return fresh && (kept.reason === null || typeof kept.reason === 'string') ? kept.reason : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function saveVerdict(file: string, key: string, reason: string | null): void {
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    writeFileSync(file, JSON.stringify({ key, at: Date.now(), reason }), { mode: 0o600 });
+  } catch {
+    // Not writable: the next process probes again.
+  }
+}
 
 /**
  * Dumps a throwaway `sleep`: `criu check` passes on kernels where every real dump then hangs
