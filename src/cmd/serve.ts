@@ -160,6 +160,7 @@ export async function startNimbus(options: NimbusOptions): Promise<NimbusNode> {
     waiting: () => manager.waiting(),
     autoscale: () => manager.scale(),
     inFlight: () => gateway.inFlight,
+    upgraded: () => gateway.openUpgrades(),
     async asyncQueue() {
       const names = [...new Set(resolver.plans().map((p) => p.function))];
       return new Map(await Promise.all(names.map(async (n) => [n, await invocations.counts(n)] as const)));

@@ -75,6 +75,8 @@ export interface Gateway {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, name: string, path: string, tag?: string): Promise<void>;
   /** Ends the upgraded connections of function `name` (deleted), or all of them (shutdown). */
   closeUpgrades(name?: string): void;
+  /** Open upgraded connections per function (a metrics gauge). */
+  openUpgrades(): Map<string, number>;
   /** Requests being served now. */
   readonly inFlight: number;
   /** Resolves once no request is being served (for a draining shutdown). */
@@ -174,6 +176,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     handle,
     upgrade: upgrades.handle,
     closeUpgrades: upgrades.closeAll,
+    openUpgrades: upgrades.counts,
     get inFlight() {
       return inFlight;
     },

@@ -34,6 +34,8 @@ export interface Upgrades {
    * hold the server open for hours) and when the function is deleted (its app must stop serving).
    */
   closeAll(name?: string): void;
+  /** Open upgraded connections per function. */
+  counts(): Map<string, number>;
 }
 
 // What the app never gets from the caller: the hop-by-hop headers but the two an upgrade needs,
@@ -53,6 +55,7 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
   const { resolver, manager, clock } = options;
   /** Both ends of every upgraded connection, with their function. */
   const open = new Map<Duplex, string>();
+  const perFunction = new Map<string, number>();
 
   async function handle(
     req: IncomingMessage,
@@ -70,6 +73,7 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
     socket.once('close', clientGone);
     socket.on('error', () => {});
     open.set(socket, name);
+    perFunction.set(name, (perFunction.get(name) ?? 0) + 1);
     let lease: Lease | undefined;
     let upstream: Duplex | undefined;
     let cancelTimer: (() => void) | undefined;
@@ -125,6 +129,9 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
       socket.off('close', clientGone);
       open.delete(socket);
       if (upstream) open.delete(upstream);
+      const left = perFunction.get(name)! - 1;
+      if (left === 0) perFunction.delete(name);
+      else perFunction.set(name, left);
       lease?.release({ recycle: record.error === 'NIMBUS_ERR_TIMEOUT' });
       record.durationMs = performance.now() - started;
       record.egressBytes = (socket as Duplex & { bytesWritten?: number }).bytesWritten ?? 0;
@@ -134,6 +141,7 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
 
   return {
     handle,
+    counts: () => new Map(perFunction),
     closeAll(name) {
       for (const [stream, fn] of open) if (name === undefined || fn === name) stream.destroy();
     },

@@ -15,6 +15,8 @@ export interface MetricsSources {
   autoscale?(): ScaleView[];
   /** Requests in flight through the gateway. */
   inFlight(): number;
+  /** Open upgraded connections (WebSockets) per function. */
+  upgraded?(): Map<string, number>;
   /** Async invocations per function and state (queued, running, dead…), when async is wired. */
   asyncQueue?(): Promise<Map<string, Record<string, number>>>;
 }
@@ -110,6 +112,18 @@ export function createMetrics(sources: MetricsSources): Metrics {
       for (const [fn, n] of sources.waiting()) this.set({ function: fn }, n);
     },
   });
+  const { upgraded } = sources;
+  if (upgraded)
+    new Gauge({
+      name: 'nimbus_upgraded_connections',
+      help: 'Open upgraded connections (WebSockets) carried to app-mode functions, each holding a slot',
+      labelNames: ['function'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [fn, n] of upgraded()) this.set({ function: fn }, n);
+      },
+    });
   const { asyncQueue } = sources;
   if (asyncQueue)
     new Gauge({

@@ -85,10 +85,17 @@ describe('WebSocket and other protocol upgrades (real node, a Python app)', () =
     // The open connection holds its slot: the instance is busy, and idleTimeout (1 s) cannot stop it.
     const [busy] = await instances();
     assert.equal(busy.inFlight, 1);
+    assert.match(await (await node.call('/metrics')).text(), /^nimbus_upgraded_connections\{function="ws-echo"\} 1$/m);
     socket.send('x'.repeat(70_000));
     assert.equal(await next(), `echo: ${'x'.repeat(70_000)}`);
     socket.close(1000);
     await closed;
+    await eventually(
+      async () =>
+        !/^nimbus_upgraded_connections\{function="ws-echo"\}/m.test(await (await node.call('/metrics')).text()),
+      10_000,
+      'the gauge to drop the closed connection',
+    );
     // Released once closed, then scaled to zero as any idle instance.
     await eventually(async () => (await instances()).length === 0, 15_000, 'scale to zero after the close');
     // The next one starts the app again (a cold start through the upgrade path).
