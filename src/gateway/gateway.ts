@@ -169,6 +169,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     manager,
     clock,
     onInvocation: options.onInvocation,
+    tracer: options.tracer,
     notFound: (name, tag) => notFound(resolver, name, tag),
   });
 

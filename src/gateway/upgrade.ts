@@ -14,7 +14,7 @@ import type { Clock } from '../core/clock.js';
 import { NimbusError, PLATFORM_ERROR_HEADER, toNimbusError } from '../core/errors.js';
 import type { InstanceManager, Lease } from '../instances/index.js';
 import { REQUEST_ID_HEADER } from '../runtime/types.js';
-import { type InvocationRecord, newRecord } from './gateway.js';
+import { type GatewayTracer, type InvocationRecord, newRecord } from './gateway.js';
 import { HOP_BY_HOP_HEADERS } from './hop-by-hop.js';
 import type { Resolver } from './resolver.js';
 
@@ -23,6 +23,8 @@ export interface UpgradeOptions {
   manager: InstanceManager;
   clock: Clock;
   onInvocation?: (record: InvocationRecord) => void;
+  /** With tracing on, each connection is a span (`gateway NAME`, its whole life), as a request is. */
+  tracer?: GatewayTracer;
   notFound(name: string, tag: string | undefined): NimbusError;
 }
 
@@ -68,6 +70,8 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
     const record = newRecord(name);
     const { requestId } = record;
     const started = performance.now();
+    const trace = options.tracer?.start(name, req.headers.traceparent as string | undefined);
+    if (trace) record.traceId = trace.traceId;
     const abort = new LazyAbort();
     const clientGone = () => abort.abort(new Error('client closed the connection'));
     socket.once('close', clientGone);
@@ -106,7 +110,7 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
       upstream = await untilAborted(tunnel.call(lease.instance), abort, (late) => late.destroy());
       open.set(upstream, name);
       upstream.on('error', () => {});
-      upstream.write(requestHead(req, path, requestId));
+      upstream.write(requestHead(req, path, requestId, trace?.traceparent));
       if (head.length > 0) upstream.write(head);
       const first = await firstChunk(upstream, abort);
       cancelTimer();
@@ -135,6 +139,7 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
       lease?.release({ recycle: record.error === 'NIMBUS_ERR_TIMEOUT' });
       record.durationMs = performance.now() - started;
       record.egressBytes = (socket as Duplex & { bytesWritten?: number }).bytesWritten ?? 0;
+      if (trace) options.tracer!.end(trace, record);
       options.onInvocation?.(record);
     }
   }
@@ -149,14 +154,17 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
 }
 
 /** The request as the app gets it over the tunnel: HTTP/1.1, with the gateway's forwarding headers. */
-function requestHead(req: IncomingMessage, path: string, requestId: string): string {
+function requestHead(req: IncomingMessage, path: string, requestId: string, traceparent?: string): string {
   const host = req.headers.host ?? 'localhost';
   const lines = [`${req.method ?? 'GET'} ${path} HTTP/1.1`, `host: ${host}`];
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const key = raw[i]!.toLowerCase();
-    if (!NOT_FORWARDED.has(key) && !key.startsWith('x-nimbus-')) lines.push(`${raw[i]}: ${raw[i + 1]}`);
+    if (NOT_FORWARDED.has(key) || key.startsWith('x-nimbus-') || (traceparent && key === 'traceparent')) continue;
+    lines.push(`${raw[i]}: ${raw[i + 1]}`);
   }
+  // The caller's is replaced: the app's parent is the gateway's span.
+  if (traceparent) lines.push(`traceparent: ${traceparent}`);
   lines.push(`x-forwarded-host: ${host}`, 'x-forwarded-proto: http');
   if (req.socket.remoteAddress) lines.push(`x-forwarded-for: ${req.socket.remoteAddress}`);
   lines.push(`${REQUEST_ID_HEADER}: ${requestId}`);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { APPS, eventually, readJson, startTestNode, type TestNode } from '../support/nimbus.js';
 import { type OtlpSpan, startReceiver } from '../support/otlp-receiver.js';
+import { openSocket } from '../support/websocket.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const CALLER_SPAN = '00f067aa0ba902b7';
@@ -55,6 +56,25 @@ describe('traces', () => {
     // The request record carries the trace id, so logs lead to the trace.
     const { logs } = await node.json('/api/v1/functions/echo/logs?kind=request');
     assert.equal(logs.at(-1).traceId, TRACE);
+  });
+
+  it('traces a WebSocket as one gateway span over its life, the app told the gateway span as parent', async () => {
+    assert.equal((await node.deploy(`${APPS}/ws-echo`)).status, 201);
+    const trace = 'aaf92f3577b34da6a3ce929d0e0e4736';
+    const ws = node.url.replace(/^http/, 'ws');
+    const socket = await openSocket(`${ws}/fn/ws-echo/`, { traceparent: `00-${trace}-${CALLER_SPAN}-01` });
+    socket.ws.send('who');
+    const told = /traceparent=(\S+)/.exec(await socket.next())![1]!;
+    const [, traceId, parent] = told.split('-');
+    assert.equal(traceId, trace);
+    socket.ws.close(1000);
+    await socket.closed;
+    const [gateway] = (await spansOf(trace, 1)).filter((s) => s.name === 'gateway ws-echo');
+    assert.ok(gateway);
+    assert.equal(gateway.spanId, parent, "the app's parent is the gateway span");
+    assert.equal(gateway.parentSpanId, CALLER_SPAN);
+    const status = gateway.attributes.find((a) => a.key === 'http.response.status_code');
+    assert.equal(Number(status?.value.intValue), 101);
   });
 
   it('starts a trace when none comes in, and a warm request has no cold-start span', async () => {

@@ -2,30 +2,8 @@ import assert from 'node:assert/strict';
 import { type IncomingMessage, request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { WebSocket } from 'undici';
 import { APPS, eventually, startTestNode, type TestNode, writeSource } from '../support/nimbus.js';
-
-/** Opens a WebSocket and resolves once it is open; messages are queued for `next`. */
-async function openSocket(url: string) {
-  const ws = new WebSocket(url);
-  const queue: string[] = [];
-  const waiting: ((m: string) => void)[] = [];
-  ws.onmessage = (e) => {
-    const next = waiting.shift();
-    if (next) next(String(e.data));
-    else queue.push(String(e.data));
-  };
-  const closed = new Promise<number>((resolve) => {
-    ws.onclose = (e) => resolve(e.code);
-  });
-  await new Promise<void>((resolve, reject) => {
-    ws.onopen = () => resolve();
-    ws.onerror = (e) => reject(new Error(`websocket failed: ${(e as any).message ?? 'error'}`));
-  });
-  const next = () =>
-    queue.length > 0 ? Promise.resolve(queue.shift()!) : new Promise<string>((resolve) => waiting.push(resolve));
-  return { ws, next, closed };
-}
+import { openSocket } from '../support/websocket.js';
 
 /** Sends an upgrade request by hand: resolves with the answer when it is not a 101. */
 function upgradeRequest(
@@ -81,7 +59,7 @@ describe('WebSocket and other protocol upgrades (real node, a Python app)', () =
     assert.equal(await next(), 'echo: hello');
     socket.send('who');
     const seen = await next();
-    assert.match(seen, /^path=\/chat\/room\?x=1 request-id=[0-9a-f-]{36} forwarded-for=127\.0\.0\.1$/);
+    assert.match(seen, /^path=\/chat\/room\?x=1 request-id=[0-9a-f-]{36} forwarded-for=127\.0\.0\.1 traceparent=-$/);
     // The open connection holds its slot: the instance is busy, and idleTimeout (1 s) cannot stop it.
     const [busy] = await instances();
     assert.equal(busy.inFlight, 1);
