@@ -94,6 +94,11 @@ describe('control plane closed to function instances', () => {
 
   it("lets an isolate call other functions through the node's data plane", async () => {
     assert.deepEqual(await probe('iso-prober', `${node.url}/fn/victim/`), { status: 200, body: 'alive' });
+    // The node by another local name on its port: still only its data plane.
+    const port = new URL(node.url).port;
+    assert.deepEqual(await probe('iso-prober', `http://localhost:${port}/fn/victim/`), { status: 200, body: 'alive' });
+    const api = await probe('iso-prober', `http://localhost:${port}/api/v1/functions`);
+    assert.match(api.error ?? '', /is off limits to isolates/, JSON.stringify(api));
   });
 
   it('keeps the API open to clients on the host', async () => {

@@ -54,6 +54,20 @@ export function refusedBecause(address: string): string | undefined {
   return `${address} is a local address of the node`;
 }
 
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+const ANY_ADDRESS = new Set(['0.0.0.0', '[::]']);
+
+/**
+ * Whether `origin` is the node (`node`, its URL): the same origin, or on the same port a loopback
+ * name for a node that listens on loopback or on every address (`localhost:8080` for
+ * `127.0.0.1:8080`). Another host's name is never the node, even if it resolves to it.
+ */
+function isNodeItself(origin: URL, node: URL): boolean {
+  if (origin.protocol !== node.protocol || origin.port !== node.port) return false;
+  if (origin.hostname === node.hostname) return true;
+  return LOOPBACK_NAMES.has(origin.hostname) && (LOOPBACK_NAMES.has(node.hostname) || ANY_ADDRESS.has(node.hostname));
+}
+
 /** `/fn/NAME/…` or `/async/fn/NAME/…`: the paths the gateway serves to functions. */
 function isDataPlanePath(path: string): boolean {
   return path.startsWith('/fn/') || path.startsWith('/async/fn/');
@@ -79,8 +93,12 @@ export function createOutboundGuard(options: OutboundGuardOptions = {}): Outboun
   const own = new Agent();
   const dispatcher = checked.compose((dispatch) => (opts, handler) => {
     const url = options.dataPlane?.();
-    const origin = opts.origin === undefined ? '' : new URL(String(opts.origin)).origin;
-    if (url && origin === new URL(url).origin && isDataPlanePath(opts.path)) return own.dispatch(opts, handler);
+    if (url && opts.origin !== undefined && isDataPlanePath(opts.path)) {
+      const node = new URL(url);
+      // To the address the node listens on, whichever local name the function used for it.
+      if (isNodeItself(new URL(String(opts.origin)), node))
+        return own.dispatch({ ...opts, origin: node.origin }, handler);
+    }
     return dispatch(opts, handler);
   });
   return { dispatcher, close: async () => void (await Promise.all([checked.destroy(), own.destroy()])) };
