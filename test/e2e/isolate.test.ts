@@ -51,11 +51,13 @@ describe('runtime: isolate through a real node', () => {
     node = await startTestNode();
     for (const [name, config] of [
       ['iso-hello', { env: { GREETING: 'hi' }, memory: 64, timeout: 1 }],
+      // Filling 64 MB can take over a second on a loaded machine: the memory limit must win, not the timeout.
+      ['iso-hog', { env: { GREETING: 'hi' }, memory: 64, timeout: 30 }],
       ['iso-other', {}],
     ] as const) {
       const { status, body } = await deploy(
         name,
-        name === 'iso-hello'
+        name !== 'iso-other'
           ? { 'index.ts': HELLO }
           : { 'index.js': `export default () => Response.json({ secret: globalThis.secret ?? null })` },
         config,
@@ -80,12 +82,12 @@ describe('runtime: isolate through a real node', () => {
   });
 
   it('answers OUT_OF_MEMORY when the memory limit is exceeded, and the next request works', async () => {
-    assert.deepEqual(await platformError(await node.call('/fn/iso-hello/hog')), {
+    assert.deepEqual(await platformError(await node.call('/fn/iso-hog/hog')), {
       status: 502,
       header: 'NIMBUS_ERR_OUT_OF_MEMORY',
       code: 'NIMBUS_ERR_OUT_OF_MEMORY',
     });
-    assert.equal((await node.call('/fn/iso-hello/after')).status, 200);
+    assert.equal((await node.call('/fn/iso-hog/after')).status, 200);
   });
 
   it('answers TIMEOUT for a busy loop while another function keeps answering', async () => {
