@@ -12,6 +12,7 @@ import { NimbusError } from '../../core/errors.js';
 import { packageRoot } from '../../core/package-root.js';
 import type { InstanceStats } from '../sandbox/cgroups.js';
 import type { ExitInfo, InstanceSpec, InstanceState, Runtime, RuntimeEvent } from '../types.js';
+import { exitThroughProcessExit } from './exit-guard.js';
 import { createIsolateInstance, type Entry, readChunk } from './isolate-instance.js';
 import { keepAlive } from './keep-alive.js';
 import { createOutboundGuard, type OutboundGuardOptions } from './outbound-guard.js';
@@ -46,6 +47,7 @@ const DEFAULT_GRACE_MS = 2000;
 const DEFAULT_BODY_LIMIT = 32 * 1024 * 1024;
 
 export function createIsolateRuntime(options: IsolateRuntimeOptions = {}): IsolateRuntime {
+  exitThroughProcessExit();
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const shells = createShellPool({
     preludePath: options.preludePath ?? join(packageRoot(), 'dist', 'isolate', 'prelude.js'),
