@@ -235,7 +235,14 @@ describe('isolate crypto.subtle', () => {
   });
 
   it(`refuses calls past ${CRYPTO_LIMITS.pendingBytes} pending bytes per isolate and answers the others`, async () => {
-    const out = (await (await call('/flood')).json()) as { refused: string[]; count: number; hashes: string[] };
+    await call('/roundtrip'); // the instance is up, so the flood below goes straight in
+    const flood = call('/flood');
+    await new Promise(setImmediate); // the request is in the isolate
+    // This thread holds still while the isolate posts its 40 calls, so they reach the host together,
+    // as under load. Otherwise a fast machine finishes each 4 MiB digest before the next call comes
+    // and nothing is ever pending (a CI run saw no refusal).
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+    const out = (await (await flood).json()) as { refused: string[]; count: number; hashes: string[] };
     assert.deepEqual(out.refused, ['QuotaExceededError']);
     assert.ok(out.count >= 40 - CRYPTO_LIMITS.pendingBytes / (4 * 1024 * 1024) - 4, `refused ${out.count}`);
     assert.deepEqual(out.hashes, [
