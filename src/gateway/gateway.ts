@@ -10,6 +10,7 @@ import { createLazyRequest, type LazyResponseParts, takeLazyResponseParts } from
 import { DEADLINE_HEADER, REQUEST_ID_HEADER } from '../runtime/types.js';
 import { BodyLimit } from './body-limit.js';
 import { createDeadlines, type Deadline } from './deadlines.js';
+import { forwardedHeaders } from './forwarded-headers.js';
 import { HOP_BY_HOP_HEADERS } from './hop-by-hop.js';
 import { sendPlatformError } from './platform-error.js';
 import type { Resolver } from './resolver.js';
@@ -222,20 +223,11 @@ function toRequest(
   abort: LazyAbort,
   traceparent?: string,
 ): Request {
-  const host = req.headers.host ?? 'localhost';
-  const headers: string[] = ['host', host];
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const key = raw[i]!.toLowerCase();
-    if (!NOT_FORWARDED.has(key) && !key.startsWith('x-nimbus-')) headers.push(key, raw[i + 1]!);
-  }
-  if (traceparent) replaceHeader(headers, 'traceparent', traceparent);
-  headers.push('x-forwarded-host', host, 'x-forwarded-proto', 'http');
-  if (req.socket.remoteAddress) headers.push('x-forwarded-for', req.socket.remoteAddress);
-  headers.push(REQUEST_ID_HEADER, requestId, DEADLINE_HEADER, String(deadline));
+  const headers = forwardedHeaders(req, requestId, NOT_FORWARDED, traceparent);
+  headers.push(DEADLINE_HEADER, String(deadline));
   return createLazyRequest({
     method: req.method ?? 'GET',
-    host,
+    host: headers[1]!,
     path,
     headers,
     body: limiter ? req.pipe(limiter) : null,
@@ -333,12 +325,6 @@ function waitDrain(res: ServerResponse, signal: AbortLike): Promise<void> {
     res.once('close', done);
     signal.addEventListener('abort', abort, { once: true });
   });
-}
-
-/** Sets `key` in a flat [key, value, …] list, dropping the caller's values of it. */
-function replaceHeader(headers: string[], key: string, value: string): void {
-  for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === key) headers.splice(i, 2);
-  headers.push(key, value);
 }
 
 function notFound(resolver: Resolver, name: string, tag: string | undefined): NimbusError {

@@ -14,6 +14,7 @@ import type { Clock } from '../core/clock.js';
 import { NimbusError, PLATFORM_ERROR_HEADER, toNimbusError } from '../core/errors.js';
 import type { InstanceManager, Lease } from '../instances/index.js';
 import { REQUEST_ID_HEADER } from '../runtime/types.js';
+import { forwardedHeaders } from './forwarded-headers.js';
 import { type GatewayTracer, type InvocationRecord, newRecord } from './gateway.js';
 import { HOP_BY_HOP_HEADERS } from './hop-by-hop.js';
 import type { Resolver } from './resolver.js';
@@ -155,19 +156,9 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
 
 /** The request as the app gets it over the tunnel: HTTP/1.1, with the gateway's forwarding headers. */
 function requestHead(req: IncomingMessage, path: string, requestId: string, traceparent?: string): string {
-  const host = req.headers.host ?? 'localhost';
-  const lines = [`${req.method ?? 'GET'} ${path} HTTP/1.1`, `host: ${host}`];
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const key = raw[i]!.toLowerCase();
-    if (NOT_FORWARDED.has(key) || key.startsWith('x-nimbus-') || (traceparent && key === 'traceparent')) continue;
-    lines.push(`${raw[i]}: ${raw[i + 1]}`);
-  }
-  // The caller's is replaced: the app's parent is the gateway's span.
-  if (traceparent) lines.push(`traceparent: ${traceparent}`);
-  lines.push(`x-forwarded-host: ${host}`, 'x-forwarded-proto: http');
-  if (req.socket.remoteAddress) lines.push(`x-forwarded-for: ${req.socket.remoteAddress}`);
-  lines.push(`${REQUEST_ID_HEADER}: ${requestId}`);
+  const headers = forwardedHeaders(req, requestId, NOT_FORWARDED, traceparent);
+  const lines = [`${req.method ?? 'GET'} ${path} HTTP/1.1`];
+  for (let i = 0; i < headers.length; i += 2) lines.push(`${headers[i]}: ${headers[i + 1]}`);
   return `${lines.join('\r\n')}\r\n\r\n`;
 }
 
