@@ -251,13 +251,18 @@ function writeParts(
   // In the object given to writeHead, not by setHeader beforehand: a response with no headers set
   // yet takes node:http's fast path (the function's own value, if it sent one, wins as before).
   headers[REQUEST_ID_HEADER] ??= requestId;
+  if (body?.complete) {
+    // A body that is all here goes with its length, as from a plain server: no chunked framing
+    // for node:http to write nor for the client to parse (a HEAD or null-body answer has no body).
+    const whole = body.takeAll();
+    headers['content-length'] ??= String(whole.length);
+    res.writeHead(status, headers as Record<string, string | string[]>);
+    res.end(whole);
+    return Promise.resolve();
+  }
   res.writeHead(status, headers as Record<string, string | string[]>);
   if (!body) {
     res.end();
-    return Promise.resolve();
-  }
-  if (body.complete) {
-    res.end(body.takeAll());
     return Promise.resolve();
   }
   return new Promise<void>((resolve, reject) => {
