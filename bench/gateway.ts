@@ -4,7 +4,7 @@
 // CPU, so req/s alone hides where the time goes).
 // Run: npm run build && node --import tsx bench/gateway.ts [seconds=5] [connections=16] [rounds=3]
 // Optional: BEFORE=/path/to/another/nimbus/checkout (built) adds that build as a third target,
-// for a before/after table from one run. FLOOR=1 adds bench/fixtures/floor-proxy.ts (node:http
+// for a before/after table from one run (several, comma-separated: each named by its folder). FLOOR=1 adds bench/fixtures/floor-proxy.ts (node:http
 // + the framed channel to an unsandboxed guest, no platform work): the floor of this design, and
 // with FLOOR_WORKERS=1,2 that proxy in one and in two processes sharing the port. METRICS_OFF=1 adds this checkout three times more: with
 // observability off (--no-metrics --no-request-logs), without request logs, and with tracing on
@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { deploy, ROOT, spawnUntil, startNimbusProcess } from './support.js';
 
 const [seconds = '5', connections = '16', rounds = '3'] = process.argv.slice(2);
@@ -117,10 +117,12 @@ const targets: { name: string; url: string; pids: Record<string, number> }[] = [
 ];
 const children = [bare.child];
 try {
-  if (process.env.BEFORE) {
-    const before = await nimbusTarget(process.env.BEFORE);
+  // BEFORE=/a,/b: several other builds (variants of one experiment), each named by its folder.
+  const others = process.env.BEFORE?.split(',').filter(Boolean) ?? [];
+  for (const root of others) {
+    const before = await nimbusTarget(root);
     children.push(before.child);
-    targets.push({ name: 'nimbus gateway (before)', ...before });
+    targets.push({ name: `nimbus gateway (${others.length > 1 ? basename(root) : 'before'})`, ...before });
   }
   if (process.env.METRICS_OFF) {
     // Side by side: the same checkout with metrics, usage metering and request logs off…
