@@ -14,7 +14,7 @@ import type { InstanceSpec } from '../src/runtime/types.js';
 import { percentile, ROOT } from './support.js';
 
 const runs = Number(process.argv[2] ?? 20);
-const support = criuSupport();
+const support = await criuSupport();
 if (!support.available) {
   console.log(`criu not available: ${support.reason}`);
   process.exit(0);
@@ -75,7 +75,7 @@ try {
     // The first checkpointed start is a plain one that makes the image.
     const first = await coldStart(spec(app.dir, key, app.network), 'spawn');
     await rt.settled(key);
-    const status = rt.status({ kind: 'app', network: app.network, checkpoint: key })!;
+    const status = (await rt.status({ kind: 'app', network: app.network, checkpoint: key }))!;
     if (!status.image) throw new Error(`no checkpoint: ${status.reason}`);
     await rt.stop(first.id);
     const plain: number[] = [];

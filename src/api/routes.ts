@@ -38,7 +38,7 @@ export interface ApiOptions {
   /** How instances run on this node (e.g. `{ sandboxed, warnings }`), shown beside instance lists. */
   runtimeInfo?(): Record<string, unknown>;
   /** Whether a revision's cold starts restore a CRIU image (docs/criu.md); undefined when it did not ask. */
-  checkpointStatus?(revision: RevisionRecord): unknown;
+  checkpointStatus?(revision: RevisionRecord): Promise<unknown>;
   /** Serves `/api/v1/functions/NAME/scale`: the autoscaler's view of each live revision. */
   scale?(name: string): ScaleView[];
 }
@@ -48,8 +48,8 @@ export function createApi(options: ApiOptions): Hono {
   const { service, logs } = options;
   const maxUpload = options.maxUploadBytes ?? 100 * 1024 * 1024;
   const app = new Hono();
-  const withCheckpoint = (r: RevisionRecord) => {
-    const checkpoint = options.checkpointStatus?.(r);
+  const withCheckpoint = async (r: RevisionRecord) => {
+    const checkpoint = await options.checkpointStatus?.(r);
     return checkpoint ? { checkpoint } : {};
   };
 
@@ -94,7 +94,7 @@ export function createApi(options: ApiOptions): Hono {
         digest: revision.digest,
         url: functionUrl(c, revision.function),
         ...(revision.snapshot ? { snapshot: revision.snapshot } : {}),
-        ...withCheckpoint(revision),
+        ...(await withCheckpoint(revision)),
         ...(percent !== undefined ? { percent } : {}),
         ...(rollout ? { rollout } : {}),
         ...(triggers ? { triggers } : {}),
@@ -105,18 +105,21 @@ export function createApi(options: ApiOptions): Hono {
 
   app.get('/api/v1/functions/:name', async (c) => {
     const d = await service.get(c.req.param('name'));
-    return c.json({
-      function: summary(c, d.function, d.config, d.instances),
-      config: d.config,
-      revisions: d.revisions.map((r) => ({
+    const revisions = await Promise.all(
+      d.revisions.map(async (r) => ({
         id: r.id,
         number: r.number,
         digest: r.digest,
         createdAt: r.createdAt,
         config: r.config,
         ...(r.snapshot ? { snapshot: r.snapshot } : {}),
-        ...withCheckpoint(r),
+        ...(await withCheckpoint(r)),
       })),
+    );
+    return c.json({
+      function: summary(c, d.function, d.config, d.instances),
+      config: d.config,
+      revisions,
       instances: d.instances,
       ...(d.startError ? { startError: d.startError } : {}),
       ...options.runtimeInfo?.(),

@@ -10,6 +10,9 @@ import { criuSupport } from '../../src/runtime/criu/index.js';
 import { findSlirp, NO_SLIRP_REASON } from '../../src/runtime/criu/network.js';
 import { APPS, eventually, startTestNode, type TestNode } from '../support/nimbus.js';
 
+// Asked once for the file (detect.ts): every CRIU test below skips with its reason where it cannot run.
+const support = await criuSupport();
+
 /**
  * CRIU checkpoint/restore of an app-mode function (docs/criu.md), through a real node: deploy the
  * Python fixture with `snapshot: true` and `network: none`, let the first instance make the
@@ -17,7 +20,6 @@ import { APPS, eventually, startTestNode, type TestNode } from '../support/nimbu
  * `network: egress` that calls out from its restored instance. Skipped, saying so, without CRIU.
  */
 describe('CRIU restores of app-mode instances (snapshot: true)', () => {
-  const support = criuSupport();
   let node: TestNode;
   before(async () => {
     node = await startTestNode();

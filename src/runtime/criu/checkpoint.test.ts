@@ -8,10 +8,10 @@ import { detectCriu } from './detect.js';
 import { restoreArgs } from './restore.js';
 
 describe('detectCriu', () => {
-  it('says plainly when criu is missing or its check fails', () => {
+  it('says plainly when criu is missing or its check fails', async () => {
     if (process.geteuid?.() !== 0) return;
     assert.match(
-      detectCriu({ pathEnv: '/nonexistent', criuPath: '/nonexistent/criu' }).reason ?? '',
+      (await detectCriu({ pathEnv: '/nonexistent', criuPath: '/nonexistent/criu' })).reason ?? '',
       /criu check fails|not installed/,
     );
     const dir = mkdtempSync(join(tmpdir(), 'nimbus-fake-criu-'));
@@ -22,7 +22,7 @@ describe('detectCriu', () => {
         '#!/bin/sh\n[ "$1" = --version ] && echo "Version: 9.9" && exit 0\necho "Error: kernel too old" >&2; exit 1\n',
       );
       chmodSync(fake, 0o755);
-      const found = detectCriu({ criuPath: fake });
+      const found = await detectCriu({ criuPath: fake });
       assert.equal(found.available, false);
       assert.equal(found.version, '9.9');
       assert.equal(found.reason, 'criu check fails: Error: kernel too old');
@@ -31,7 +31,7 @@ describe('detectCriu', () => {
     }
   });
 
-  it('dumps a test process: a criu whose check passes but whose dumps hang or fail is not used', () => {
+  it('dumps a test process: a criu whose check passes but whose dumps hang or fail is not used', async () => {
     if (process.geteuid?.() !== 0) return;
     const dir = mkdtempSync(join(tmpdir(), 'nimbus-fake-criu-'));
     // `criu check` passes and `dump` does what CRIU 4.1 does on Linux 6.18 (hangs), or fails.
@@ -45,20 +45,29 @@ describe('detectCriu', () => {
       return file;
     };
     try {
-      const hung = detectCriu({ criuPath: fake('hangs', 'exec sleep 30'), probeTimeoutMs: 500, probeCache: false });
+      // The event loop runs on while the probe waits out its limit (it used to stop for all of it).
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 50);
+      const hung = await detectCriu({
+        criuPath: fake('hangs', 'exec sleep 30'),
+        probeTimeoutMs: 500,
+        probeCache: false,
+      });
+      clearInterval(ticker);
+      assert.ok(ticks >= 3, `${ticks} timer ticks during a 500 ms probe`);
       assert.equal(hung.available, false);
       assert.match(
         hung.reason ?? '',
         /^criu dump of a test process did not finish within 0\.5 s on Linux .*: CRIU hangs/,
       );
-      const failed = detectCriu({
+      const failed = await detectCriu({
         criuPath: fake('fails', 'echo "Error (criu/cr-dump.c:1): Dumping FAILED." >&2; exit 1'),
         probeCache: false,
       });
       assert.equal(failed.reason, 'criu dump of a test process fails: Error (criu/cr-dump.c:1): Dumping FAILED.');
       // The probe's dump gets a live process of its own session (what a real dump needs).
       const seen = join(dir, 'seen');
-      const ok = detectCriu({
+      const ok = await detectCriu({
         criuPath: fake('works', `ps -o sid= -o pid= -p "$3" > ${seen}; kill -9 "$3"; exit 0`),
         probeCache: false,
       });
@@ -69,12 +78,12 @@ describe('detectCriu', () => {
       const count = join(dir, 'dumps');
       const counting = fake('counting', `echo x >> ${count}; exec sleep 30`);
       const cache = join(dir, 'run', 'criu-probe.json');
-      const first = detectCriu({ criuPath: counting, probeTimeoutMs: 500, probeCache: cache });
-      const second = detectCriu({ criuPath: counting, probeTimeoutMs: 500, probeCache: cache });
+      const first = await detectCriu({ criuPath: counting, probeTimeoutMs: 500, probeCache: cache });
+      const second = await detectCriu({ criuPath: counting, probeTimeoutMs: 500, probeCache: cache });
       assert.equal(second.reason, first.reason);
       assert.equal(readFileSync(count, 'utf8'), 'x\n', 'one probe dump');
       writeFileSync(counting, `${readFileSync(counting, 'utf8')}\n# another build\n`);
-      detectCriu({ criuPath: counting, probeTimeoutMs: 500, probeCache: cache });
+      await detectCriu({ criuPath: counting, probeTimeoutMs: 500, probeCache: cache });
       assert.equal(readFileSync(count, 'utf8'), 'x\nx\n', 'a changed binary is probed again');
     } finally {
       rmSync(dir, { recursive: true, force: true });

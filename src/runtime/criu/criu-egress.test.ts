@@ -21,6 +21,9 @@ import { type CriuRuntime, createCriuRuntime, criuSupport, unsupportedReason } f
 import { findSlirp, NO_SLIRP_REASON, slirpArgs } from './network.js';
 import { appSpecs, slirpsOf } from './test-spec.js';
 
+// Asked once for the file (detect.ts): every CRIU test below skips with its reason where it cannot run.
+const support = await criuSupport();
+
 const KEY = 'egress-identity';
 const spec = appSpecs('py-egress', KEY, 'egress');
 
@@ -52,7 +55,6 @@ describe('slirp4netns arguments and the reason without it', () => {
 });
 
 describe('CRIU restores of network: egress apps (real criu and slirp4netns)', () => {
-  const support = criuSupport();
   const slirp = findSlirp();
   let dir: string;
   let rt: CriuRuntime;
@@ -79,13 +81,13 @@ describe('CRIU restores of network: egress apps (real criu and slirp4netns)', ()
     if (!support.available) return t.skip(`criu not available: ${support.reason}`);
     if (!slirp) return t.skip(`criu restores of egress apps not available: ${NO_SLIRP_REASON}`);
     assert.ok(hostAddress, 'this machine has a non-loopback IPv4 address for the test server');
-    const status = rt.status({ kind: 'app', network: 'egress', checkpoint: KEY })!;
+    const status = (await rt.status({ kind: 'app', network: 'egress', checkpoint: KEY }))!;
     if (status.state === 'unsupported') return t.skip(`criu not usable: ${status.reason}`);
 
     const first = await rt.start(spec('a'));
     assert.notEqual(first.startMode, 'criu', 'the first start is a normal one');
     await rt.settled(KEY);
-    const made = rt.status({ kind: 'app', network: 'egress', checkpoint: KEY })!;
+    const made = (await rt.status({ kind: 'app', network: 'egress', checkpoint: KEY }))!;
     assert.equal(made.state, 'ready', JSON.stringify(made));
     await rt.stop('a');
 
@@ -141,7 +143,7 @@ describe('CRIU restores of network: egress apps (real criu and slirp4netns)', ()
     const first = await rt.start(spec('i', { checkpoint: key, env }));
     assert.notEqual(first.startMode, 'criu', 'a normal start: the host network, init reaches the server');
     await rt.settled(key);
-    const status = rt.status({ kind: 'app', network: 'egress', checkpoint: key })!;
+    const status = (await rt.status({ kind: 'app', network: 'egress', checkpoint: key }))!;
     assert.equal(status.state, 'failed', JSON.stringify(status));
     assert.match(status.reason!, /loopback only: its init cannot use the network\) did not get ready/);
     const second = await rt.start(spec('j', { checkpoint: key, env }));
@@ -188,7 +190,7 @@ describe('CRIU restores of network: egress apps (real criu and slirp4netns)', ()
   it('without slirp4netns, egress apps start normally and the status says why', async (t) => {
     const without = createCriuRuntime({ inner: createProcessRuntime({ poolSize: 0 }), dir, slirpPath: false });
     try {
-      const status = without.status({ kind: 'app', network: 'egress', checkpoint: KEY })!;
+      const status = (await without.status({ kind: 'app', network: 'egress', checkpoint: KEY }))!;
       assert.equal(status.restores, false);
       assert.equal(status.state, 'unsupported');
       assert.equal(status.reason, support.available ? NO_SLIRP_REASON : `CRIU is not available: ${support.reason}`);

@@ -5,8 +5,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createProcessRuntime } from '../process/process-runtime.js';
 import type { RuntimeEvent } from '../types.js';
+import { DETECTING } from './criu-runtime.js';
+import type { CriuSupport } from './detect.js';
 import { type CriuRuntime, createCriuRuntime, criuSupport, unsupportedReason } from './index.js';
 import { appSpecs } from './test-spec.js';
+
+// Asked once for the file (detect.ts): every CRIU test below skips with its reason where it cannot run.
+const support = await criuSupport();
 
 const KEY = 'test-identity';
 const spec = appSpecs('py-app', KEY, 'none');
@@ -25,8 +30,39 @@ describe('unsupportedReason', () => {
   });
 });
 
+describe('CRIU detection holds no start', () => {
+  // Runs on every machine: the verdict comes from the test, the app is a real sandboxed one.
+  it('starts normally while the verdict is pending, answers status once it is in, then checkpoints', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nimbus-criu-pending-'));
+    let settle!: (s: CriuSupport) => void;
+    const verdict = new Promise<CriuSupport>((resolve) => (settle = resolve));
+    const rt = createCriuRuntime({ inner: createProcessRuntime({ poolSize: 0 }), dir, detect: () => verdict });
+    try {
+      const first = await rt.start(spec('pending'));
+      assert.notEqual(first.startMode, 'criu', 'a plain start, not held for the verdict');
+      assert.equal(rt.support, DETECTING);
+      let answered = false;
+      const status = rt.status({ kind: 'app', network: 'none', checkpoint: KEY }).then((s) => {
+        answered = true;
+        return s;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(answered, false, 'status waits for the verdict');
+      // A criu that is not there: the checkpoint the verdict allows is tried, and fails saying why.
+      settle({ available: true, path: '/nonexistent/criu', version: '0.0' });
+      assert.notEqual((await status)?.state, 'unsupported', JSON.stringify(await status));
+      await rt.settled(KEY);
+      const made = (await rt.status({ kind: 'app', network: 'none', checkpoint: KEY }))!;
+      assert.equal(made.state, 'failed', JSON.stringify(made));
+      await rt.stop('pending');
+    } finally {
+      await rt.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('CRIU runtime (real criu, sandboxed python app)', () => {
-  const support = criuSupport();
   let dir: string;
   let rt: CriuRuntime;
   const events: RuntimeEvent[] = [];
@@ -43,13 +79,13 @@ describe('CRIU runtime (real criu, sandboxed python app)', () => {
 
   it('checkpoints after the first start, restores side by side, falls back when the image is broken', async (t) => {
     if (!support.available) return t.skip(`criu not available: ${support.reason}`);
-    const status = rt.status({ kind: 'app', network: 'none', checkpoint: KEY })!;
+    const status = (await rt.status({ kind: 'app', network: 'none', checkpoint: KEY }))!;
     if (status.state === 'unsupported') return t.skip(`criu not usable: ${status.reason}`);
 
     const first = await rt.start(spec('a'));
     assert.notEqual(first.startMode, 'criu', 'the first start is a normal one');
     await rt.settled(KEY);
-    const made = rt.status({ kind: 'app', network: 'none', checkpoint: KEY })!;
+    const made = (await rt.status({ kind: 'app', network: 'none', checkpoint: KEY }))!;
     assert.equal(made.state, 'ready', JSON.stringify(made));
     assert.equal(made.restores, true);
     await rt.stop('a');
@@ -77,7 +113,7 @@ describe('CRIU runtime (real criu, sandboxed python app)', () => {
     }
     assert.notEqual(readlinkSync(`/proc/${b.pid}/ns/net`), readlinkSync(`/proc/${c.pid}/ns/net`));
     assert.notEqual(readlinkSync(`/proc/${b.pid}/ns/net`), readlinkSync('/proc/self/ns/net'));
-    assert.equal(rt.status({ kind: 'app', network: 'none', checkpoint: KEY })!.restored, 2);
+    assert.equal((await rt.status({ kind: 'app', network: 'none', checkpoint: KEY }))!.restored, 2);
     assert.equal(await rt.freeze('b'), true);
     assert.equal(await rt.thaw('b'), true);
     await Promise.all([rt.stop('b'), rt.stop('c')]);
@@ -100,7 +136,7 @@ describe('CRIU runtime (real criu, sandboxed python app)', () => {
   });
 
   it('leaves specs without checkpoint to the inner runtime', async (t) => {
-    assert.equal(rt.status({ kind: 'app', network: 'none' }), undefined);
+    assert.equal(await rt.status({ kind: 'app', network: 'none' }), undefined);
     if (!support.available) return t.skip(`criu not available: ${support.reason}`);
     const plain = await rt.start(spec('e', { checkpoint: undefined }));
     assert.notEqual(plain.startMode, 'criu');

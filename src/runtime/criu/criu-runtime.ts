@@ -41,8 +41,10 @@ export interface CriuRuntimeOptions {
   inner: Runtime;
   /** Where images are kept, one directory per revision identity (`DATA/criu`). */
   dir: string;
-  /** Detection result; default: detected once on this machine. */
+  /** Detection result; default: detected once on this machine, on first need (`detect`). */
   support?: CriuSupport;
+  /** How the machine is asked when `support` is not given. Default `criuSupport` (detect.ts). */
+  detect?: () => Promise<CriuSupport>;
   nodePath?: string;
   guestDir?: string;
   baseEnv?: Record<string, string>;
@@ -56,9 +58,13 @@ export interface CriuRuntimeOptions {
 
 /** The CRIU runtime, with what it knows beyond the Runtime contract. */
 export interface CriuRuntime extends Runtime {
+  /** The detection's verdict, once it settled (`DETECTING` until then). */
   readonly support: CriuSupport;
-  /** Undefined when the revision did not ask for a checkpoint. */
-  status(subject: CheckpointSubject): CheckpointStatus | undefined;
+  /**
+   * Undefined when the revision did not ask for a checkpoint. Waits for the detection, which a
+   * start never does (a start before the verdict is a plain one).
+   */
+  status(subject: CheckpointSubject): Promise<CheckpointStatus | undefined>;
   /** Resolves when the checkpoint of `key` being made (if any) is done. For tests and benches. */
   settled(key: string): Promise<void>;
   /**
@@ -100,6 +106,9 @@ function executable(file: string): boolean {
   }
 }
 
+/** What `support` says while the detection runs: not usable yet. */
+export const DETECTING: CriuSupport = { available: false, reason: 'still checking whether CRIU works on this machine' };
+
 /** A failed checkpoint is tried again after this long, on the next normal start. */
 const RETRY_MS = 5 * 60_000;
 
@@ -108,9 +117,23 @@ const ETC_GROUP = 'root:x:0:\nnimbus:x:65534:\n';
 
 export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
   const { inner } = options;
-  // Detected on first need: a node without checkpointed functions never runs `criu check`.
+  // Detected on first need (a node without checkpointed functions never runs `criu check`), as
+  // child processes the event loop does not wait on: where dumps hang, the probe takes 5 s.
   let detected = options.support;
-  const support = () => (detected ??= criuSupport());
+  let detecting: Promise<CriuSupport> | undefined;
+  const whenDetected = (): Promise<CriuSupport> => {
+    if (detected) return Promise.resolve(detected);
+    detecting ??= (options.detect ?? criuSupport)()
+      .catch((err: Error): CriuSupport => ({ available: false, reason: `CRIU detection failed: ${err.message}` }))
+      .then((s) => (detected = s));
+    return detecting;
+  };
+  /** The verdict, or DETECTING (CRIU not usable yet) while the detection runs. */
+  const support = (): CriuSupport => {
+    if (detected) return detected;
+    void whenDetected();
+    return DETECTING;
+  };
   const ctx: SpawnContext = spawnContext(options);
   // Made on first use only: a node without CRIU (or without checkpointed functions) pays nothing.
   let parts:
@@ -301,8 +324,9 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
     get support() {
       return support();
     },
-    status(subject) {
+    async status(subject) {
       if (!subject.checkpoint) return undefined;
+      await whenDetected();
       const key = subject.checkpoint;
       const reason =
         unsupported(subject) ??
@@ -328,6 +352,8 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
       };
     },
     async settled(key) {
+      // A start made before the verdict queues its checkpoint on the detection (start, below).
+      await detecting;
       await making.get(key);
     },
     async images() {
@@ -343,6 +369,15 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
     },
     async start(spec, startOptions) {
       const key = spec.checkpoint;
+      if (key && !detected) {
+        // The verdict is not in yet: this cold start does not wait for it, and the checkpoint
+        // is made once it says CRIU works (as after any first start without an image).
+        const instance = await inner.start(spec, startOptions);
+        void whenDetected().then(() => {
+          if (!unsupported(spec) && setprivPath && sandboxedHere() && !readMeta(key)) checkpointLater(spec, key);
+        });
+        return instance;
+      }
       if (!key || unsupported(spec) || !setprivPath || !sandboxedHere()) return inner.start(spec, startOptions);
       const meta = readMeta(key);
       if (meta && !startOptions?.signal?.aborted) {

@@ -1,9 +1,11 @@
 /**
  * Is there a CRIU here that can checkpoint and restore Nimbus's sandboxed app instances? Asked
  * once per process (`criu check` and a probe dump take ≈ 0.1–0.2 s) and cached. CRIU is an optional accelerator: when
- * the answer is no, instances start normally and the reason is shown (docs/criu.md).
+ * the answer is no, instances start normally and the reason is shown (docs/criu.md). Every step
+ * runs as a child process the event loop does not wait on: where dumps hang, the probe takes its
+ * whole 5 s, and the node goes on serving meanwhile.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
@@ -36,8 +38,41 @@ export function findProgram(name: string, pathEnv = process.env.PATH ?? ''): str
   return undefined;
 }
 
+/** What a program printed and how it ended; `timedOut` when it was killed for taking too long. */
+interface Ran {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  error?: Error;
+}
+
+/** Runs `file` to its end (SIGKILL after `timeoutMs`), without holding the event loop. */
+function run(file: string, args: string[], timeoutMs: number): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      resolve({ status: null, stdout, stderr, timedOut, error });
+    });
+    child.once('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr, timedOut });
+    });
+  });
+}
+
 /** Runs the detection now (uncached); `criuPath` skips the search. */
-export function detectCriu(
+export async function detectCriu(
   options: {
     criuPath?: string;
     pathEnv?: string;
@@ -45,23 +80,24 @@ export function detectCriu(
     /** Where the probe's verdict is kept until the next boot; `false`: probe every time. */
     probeCache?: string | false;
   } = {},
-): CriuSupport {
+): Promise<CriuSupport> {
   if (process.platform !== 'linux') return { available: false, reason: 'CRIU only runs on Linux' };
   if (process.geteuid?.() !== 0) return { available: false, reason: 'Nimbus does not run as root (CRIU needs it)' };
   const path = options.criuPath ?? findProgram('criu', options.pathEnv);
   if (!path) return { available: false, reason: 'criu is not installed (scripts/install-criu.sh builds one)' };
-  const version = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 5000 });
-  const found = /Version:\s*(\S+)/.exec(version.stdout ?? '')?.[1];
-  const check = spawnSync(path, ['check'], { encoding: 'utf8', timeout: 20_000 });
+  const version = await run(path, ['--version'], 5000);
+  const found = /Version:\s*(\S+)/.exec(version.stdout)?.[1];
+  const check = await run(path, ['check'], 20_000);
   if (check.status !== 0) {
-    const why = `${check.stderr ?? ''}${check.stdout ?? ''}`.trim().split('\n').filter(Boolean).at(-1);
-    return { available: false, path, version: found, reason: `criu check fails: ${why ?? check.error?.message}` };
+    const why = `${check.stderr}${check.stdout}`.trim().split('\n').filter(Boolean).at(-1);
+    const failure = why ?? check.error?.message ?? (check.timedOut ? 'it did not finish within 20 s' : 'no output');
+    return { available: false, path, version: found, reason: `criu check fails: ${failure}` };
   }
   const cacheFile = options.probeCache ?? PROBE_CACHE;
   const key = cacheFile ? probeKey(path) : undefined;
   let dumped = key ? cachedVerdict(cacheFile as string, key) : undefined;
   if (dumped === undefined) {
-    dumped = probeDump(path, options.probeTimeoutMs ?? PROBE_TIMEOUT_MS) ?? null;
+    dumped = (await probeDump(path, options.probeTimeoutMs ?? PROBE_TIMEOUT_MS)) ?? null;
     if (key) saveVerdict(cacheFile as string, key, dumped);
   }
   if (dumped) return { available: false, path, version: found, reason: dumped };
@@ -115,21 +151,17 @@ function saveVerdict(file: string, key: string, reason: string | null): void {
  * (Linux 6.18 here: the parasite never returns, the dump waits forever), and a checkpoint that
  * never ends would hold a deploy's snapshot and the tests. Returns why it failed, or undefined.
  */
-function probeDump(criu: string, timeoutMs: number): string | undefined {
+async function probeDump(criu: string, timeoutMs: number): Promise<string | undefined> {
   const dir = mkdtempSync(join(tmpdir(), 'nimbus-criu-probe-'));
   // Its own session, no terminal: what CRIU dumps without --shell-job tricks.
   const sleeper = spawn('sleep', ['60'], { detached: true, stdio: 'ignore' });
   try {
     if (!sleeper.pid) return 'could not start a test process for the criu probe';
-    const dump = spawnSync(criu, ['dump', '-t', String(sleeper.pid), '-D', dir, '--shell-job'], {
-      encoding: 'utf8',
-      timeout: timeoutMs,
-      killSignal: 'SIGKILL',
-    });
-    if (dump.error && (dump.error as NodeJS.ErrnoException).code === 'ETIMEDOUT')
+    const dump = await run(criu, ['dump', '-t', String(sleeper.pid), '-D', dir, '--shell-job'], timeoutMs);
+    if (dump.timedOut)
       return `criu dump of a test process did not finish within ${timeoutMs / 1000} s on Linux ${release()}: CRIU hangs on this kernel`;
     if (dump.status !== 0) {
-      const why = `${dump.stderr ?? ''}`.trim().split('\n').filter(Boolean).at(-1);
+      const why = dump.stderr.trim().split('\n').filter(Boolean).at(-1);
       return `criu dump of a test process fails: ${why ?? dump.error?.message ?? `exit ${dump.status}`}`;
     }
     return undefined;
@@ -142,10 +174,10 @@ function probeDump(criu: string, timeoutMs: number): string | undefined {
   }
 }
 
-let cached: CriuSupport | undefined;
+let cached: Promise<CriuSupport> | undefined;
 
 /** The detection, run on first use and remembered for the life of the process. */
-export function criuSupport(): CriuSupport {
+export function criuSupport(): Promise<CriuSupport> {
   cached ??= detectCriu();
   return cached;
 }
