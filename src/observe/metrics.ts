@@ -37,6 +37,8 @@ export interface Metrics {
 // Labels are function and revision only (plus small fixed sets): never instance ids or request
 // paths, so the number of series stays bounded by the number of revisions.
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+// An upgraded connection (a WebSocket) lives from seconds to days.
+const CONNECTION_BUCKETS = [1, 10, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600];
 
 /** Prometheus metrics of the node, via prom-client, in a registry of their own. */
 export function createMetrics(sources: MetricsSources): Metrics {
@@ -61,9 +63,19 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registry,
     DURATION_BUCKETS,
   );
+  // A WebSocket's life is not a request's latency: in the request histogram, one open for an hour
+  // would be an hour-slow request and move every latency quantile of its function.
+  const connectionDuration = new HistogramFamily(
+    'nimbus_upgraded_connection_duration_seconds',
+    'Life of each upgraded connection (WebSocket), from its request to its close; not in nimbus_invocation_duration_seconds',
+    registry,
+    CONNECTION_BUCKETS,
+  );
   /** The series one revision's requests update, found with two map lookups and no label objects. */
   interface RevisionSeries {
     duration: HistogramSeries;
+    /** Made on the revision's first upgraded connection. */
+    connection?: HistogramSeries;
     /** By status class × 2 + cold (status codes are three digits: a handful of entries). */
     invocations: (CounterSeries | undefined)[];
   }
@@ -198,7 +210,10 @@ export function createMetrics(sources: MetricsSources): Metrics {
         series.invocations[index] = counter;
       }
       counter.value++;
-      duration.observe(series.duration, r.durationMs / 1000);
+      if (r.status === 101) {
+        series.connection ??= connectionDuration.series({ function: r.function, revision });
+        connectionDuration.observe(series.connection, r.durationMs / 1000);
+      } else duration.observe(series.duration, r.durationMs / 1000);
       if (r.error) errors.inc({ function: r.function, kind: 'platform', code: r.error });
       else if (r.status >= 500) errors.inc({ function: r.function, kind: 'function', code: '' });
     },

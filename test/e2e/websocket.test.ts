@@ -95,6 +95,17 @@ describe('WebSocket and other protocol upgrades (real node, a Python app)', () =
       return logs.find((l: any) => l.stream === 'request');
     });
     assert.equal(record.status, 101);
+    // The connection's life goes to its own histogram, never into the requests' latency.
+    const metrics = await (await node.call('/metrics')).text();
+    const sum = (pattern: RegExp) => [...metrics.matchAll(pattern)].reduce((total, m) => total + Number(m[1]), 0);
+    const upgrades = sum(/^nimbus_invocations_total\{function="ws-echo",[^}]*status="1xx"[^}]*\} (\d+)$/gm);
+    const all = sum(/^nimbus_invocations_total\{function="ws-echo",[^}]*\} (\d+)$/gm);
+    assert.ok(upgrades >= 1, metrics);
+    assert.equal(
+      sum(/^nimbus_upgraded_connection_duration_seconds_count\{function="ws-echo"[^}]*\} (\d+)$/gm),
+      upgrades,
+    );
+    assert.equal(sum(/^nimbus_invocation_duration_seconds_count\{function="ws-echo"[^}]*\} (\d+)$/gm), all - upgrades);
   });
 
   it("passes the app's refusal through, and serves the same app's plain requests as usual", async () => {
