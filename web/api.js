@@ -20,9 +20,15 @@ export async function requests(name, sinceMs, limit = 1000) {
   return (body?.logs ?? []).map((r) => ({ ...r, t: Date.parse(r.time) }));
 }
 
-/** count, 5xx errors, cold starts and p50/p95 duration of a list of request records. */
+/**
+ * count, 5xx errors, cold starts and p50/p95 duration of a list of request records. An upgraded
+ * connection (101, a WebSocket) counts as a request but its life is not a latency: left out of p50/p95.
+ */
 export function summarize(records) {
-  const durations = records.map((r) => r.durationMs ?? 0).sort((a, b) => a - b);
+  const durations = records
+    .filter((r) => r.status !== 101)
+    .map((r) => r.durationMs ?? 0)
+    .sort((a, b) => a - b);
   const pick = (q) =>
     durations.length ? durations[Math.min(durations.length - 1, Math.floor(q * durations.length))] : undefined;
   return {
