@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createProcessRuntime } from '../process/process-runtime.js';
 import type { RuntimeEvent } from '../types.js';
-import { DETECTING } from './criu-runtime.js';
 import type { CriuSupport } from './detect.js';
-import { type CriuRuntime, createCriuRuntime, criuSupport, unsupportedReason } from './index.js';
+import { type CriuRuntime, createCriuRuntime, criuSupport, DETECTING, unsupportedReason } from './index.js';
 import { appSpecs } from './test-spec.js';
 
 // Asked once for the file (detect.ts): every CRIU test below skips with its reason where it cannot run.

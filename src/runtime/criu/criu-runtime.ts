@@ -17,25 +17,10 @@ import { createSandbox, type Sandbox, type SandboxOptions, trackTempDir } from '
 import type { Instance, InstanceSpec, Runtime, RuntimeEvent } from '../types.js';
 import { type CheckpointMeta, IMAGE_LAYOUT, META_FILE, makeCheckpoint } from './checkpoint.js';
 import { type CriuSupport, criuSupport } from './detect.js';
-import { findSlirp, NO_SLIRP_REASON } from './network.js';
+import { findSlirp } from './network.js';
 import { HOST_RESOLV_CONF, writeInstanceResolvConf } from './resolv.js';
 import { LOOPBACK_SCRIPT, type RestoredInstance, restoreInstance } from './restore.js';
-
-/** Whether a revision's cold starts are CRIU restores, as `nimbus get` shows it. */
-export interface CheckpointStatus {
-  /** True once cold starts restore the image. */
-  restores: boolean;
-  /** `ready`: image made; `pending`: being made (or not yet: no instance started); `failed`/`unsupported`: not used. */
-  state: 'ready' | 'pending' | 'failed' | 'unsupported';
-  /** Why restores are not in use. */
-  reason?: string;
-  image?: { bytes: number; dumpMs: number; createdAt: string };
-  /** Instances restored from it by this node process. */
-  restored: number;
-}
-
-/** The spec fields that decide whether CRIU applies. */
-export type CheckpointSubject = Pick<InstanceSpec, 'kind' | 'network' | 'checkpoint'>;
+import { type CheckpointStatus, type CheckpointSubject, createVerdict, unsupportedReason } from './support.js';
 
 export interface CriuRuntimeOptions {
   inner: Runtime;
@@ -80,23 +65,6 @@ export interface CriuRuntime extends Runtime {
   thaw(id: string): Promise<boolean>;
 }
 
-/**
- * The reason restores cannot be used for a spec, or undefined when they can. `slirp`: whether
- * slirp4netns is installed, which restored `network: egress` instances need for their network.
- */
-export function unsupportedReason(
-  subject: CheckpointSubject,
-  support: CriuSupport,
-  sandboxed: boolean,
-  slirp: boolean,
-): string | undefined {
-  if (!support.available) return `CRIU is not available: ${support.reason}`;
-  if (subject.kind !== 'app') return 'CRIU restores are for app mode (node functions use V8 snapshots)';
-  if (subject.network !== 'none' && !slirp) return NO_SLIRP_REASON;
-  if (!sandboxed) return 'CRIU restores run only sandboxed (bubblewrap and cgroups)';
-  return undefined;
-}
-
 function executable(file: string): boolean {
   try {
     accessSync(file, constants.X_OK);
@@ -106,9 +74,6 @@ function executable(file: string): boolean {
   }
 }
 
-/** What `support` says while the detection runs: not usable yet. */
-export const DETECTING: CriuSupport = { available: false, reason: 'still checking whether CRIU works on this machine' };
-
 /** A failed checkpoint is tried again after this long, on the next normal start. */
 const RETRY_MS = 5 * 60_000;
 
@@ -117,23 +82,11 @@ const ETC_GROUP = 'root:x:0:\nnimbus:x:65534:\n';
 
 export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
   const { inner } = options;
-  // Detected on first need (a node without checkpointed functions never runs `criu check`), as
-  // child processes the event loop does not wait on: where dumps hang, the probe takes 5 s.
-  let detected = options.support;
-  let detecting: Promise<CriuSupport> | undefined;
-  const whenDetected = (): Promise<CriuSupport> => {
-    if (detected) return Promise.resolve(detected);
-    detecting ??= (options.detect ?? criuSupport)()
-      .catch((err: Error): CriuSupport => ({ available: false, reason: `CRIU detection failed: ${err.message}` }))
-      .then((s) => (detected = s));
-    return detecting;
-  };
-  /** The verdict, or DETECTING (CRIU not usable yet) while the detection runs. */
-  const support = (): CriuSupport => {
-    if (detected) return detected;
-    void whenDetected();
-    return DETECTING;
-  };
+  // Detected on first need, off the event loop (support.ts): a node without checkpointed
+  // functions never runs `criu check`.
+  const verdict = createVerdict(options.support, options.detect ?? criuSupport);
+  const support = verdict.now;
+  const whenDetected = verdict.settled;
   const ctx: SpawnContext = spawnContext(options);
   // Made on first use only: a node without CRIU (or without checkpointed functions) pays nothing.
   let parts:
@@ -353,7 +306,7 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
     },
     async settled(key) {
       // A start made before the verdict queues its checkpoint on the detection (start, below).
-      await detecting;
+      await verdict.pending();
       await making.get(key);
     },
     async images() {
@@ -369,7 +322,7 @@ export function createCriuRuntime(options: CriuRuntimeOptions): CriuRuntime {
     },
     async start(spec, startOptions) {
       const key = spec.checkpoint;
-      if (key && !detected) {
+      if (key && !verdict.known()) {
         // The verdict is not in yet: this cold start does not wait for it, and the checkpoint
         // is made once it says CRIU works (as after any first start without an image).
         const instance = await inner.start(spec, startOptions);

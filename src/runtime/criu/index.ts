@@ -1,3 +1,4 @@
-export { type CheckpointStatus, type CriuRuntime, createCriuRuntime, unsupportedReason } from './criu-runtime.js';
+export { type CriuRuntime, createCriuRuntime } from './criu-runtime.js';
 export { type CriuSupport, criuSupport, detectCriu } from './detect.js';
 export { checkpointKey, checkpointSubject } from './key.js';
+export { type CheckpointStatus, type CheckpointSubject, DETECTING, unsupportedReason } from './support.js';

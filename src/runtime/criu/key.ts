@@ -1,5 +1,5 @@
 import type { RevisionRecord } from '../../core/types.js';
-import type { CheckpointSubject } from './criu-runtime.js';
+import type { CheckpointSubject } from './support.js';
 
 /**
  * The revision identity a CRIU image is kept under: set for app mode with `snapshot` (node
