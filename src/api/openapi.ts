@@ -251,7 +251,11 @@ export const openApiDocument = {
           updatedAt: { type: 'string' },
           instances: {
             type: 'object',
-            properties: { ready: { type: 'integer' }, starting: { type: 'integer' }, busy: { type: 'integer' } },
+            properties: {
+              ready: { type: 'integer', description: 'Warm instances: serving, idle, or frozen while idle' },
+              starting: { type: 'integer' },
+              busy: { type: 'integer', description: 'Those of the ready instances with requests in flight' },
+            },
           },
         },
       },

@@ -224,7 +224,9 @@ function summary(c: Context, record: FunctionRecord, config: FunctionConfig, ins
     runtime: config.runtime,
     url: functionUrl(c, record.name),
     instances: {
-      ready: count('ready'),
+      // Ready to serve: an instance answering requests shows `busy`, an idle one suspended by the
+      // freezer `frozen` (thawed on the next request): both are warm, not scaled to zero.
+      ready: count('ready') + count('busy') + count('frozen'),
       starting: count('starting'),
       busy: instances.filter((i) => i.inFlight > 0).length,
     },

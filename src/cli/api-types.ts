@@ -12,6 +12,7 @@ export interface FunctionSummary {
   updatedAt: string;
   runtime: string;
   url: string;
+  /** `ready`: warm instances (busy, idle or frozen idle); `busy`: those of them with requests in flight. */
   instances: { ready: number; starting: number; busy: number };
 }
 

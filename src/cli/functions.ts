@@ -55,7 +55,8 @@ export function registerFunctions(program: Command, ctx: CliContext): void {
 
 function instanceCount(i: FunctionSummary['instances'] | undefined): string {
   if (!i) return '-';
-  const total = i.ready + i.busy + i.starting;
+  // `busy` is the part of `ready` with requests in flight: not counted twice.
+  const total = i.ready + i.starting;
   return i.starting > 0 ? `${total} (${i.starting} starting)` : String(total);
 }
 

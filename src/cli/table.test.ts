@@ -46,7 +46,7 @@ describe('command output', () => {
       updatedAt: '2025-01-01T11:57:00Z',
       runtime: 'node',
       url: 'http://127.0.0.1:8080/fn/hello/',
-      instances: { ready: 1, busy: 1, starting: 1 },
+      instances: { ready: 2, busy: 1, starting: 1 },
     };
     assert.equal(
       formatFunctionList([fn], now),

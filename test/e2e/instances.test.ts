@@ -101,6 +101,9 @@ describe('a window into every instance', () => {
       5000,
       'frozen',
     );
+    // A frozen instance is still a warm one: the function's summary (nimbus ls, the dashboard) counts it ready.
+    const listed = (await frozenNode.json('/api/v1/functions')).functions.find((f: any) => f.name === 'echo');
+    assert.equal(listed.instances.ready, 1, JSON.stringify(listed.instances));
     const again = await frozenNode.call('/fn/echo/id');
     assert.equal(again.status, 200);
     assert.equal(await again.text(), id, 'the same instance answered: thawed, not restarted');
