@@ -24,7 +24,9 @@ describe('scaling on one node', () => {
   });
 
   it('starts more instances when every slot is busy, up to scale.max, and queues the rest', async () => {
-    await node.deploy(`${APPS}/echo`, { name: 'burst', concurrency: 1, scale: { max: 3 } });
+    // A timeout well past the burst's 6 × 300 ms: on a loaded machine the first instance may serve
+    // them all in turn before the others are ready (echo's own 2 s made that a 504, CI16).
+    await node.deploy(`${APPS}/echo`, { name: 'burst', concurrency: 1, timeout: 15, scale: { max: 3 } });
     const answers = await Promise.all(
       Array.from({ length: 6 }, () => node.call('/fn/burst/sleep?ms=300').then((r) => r.text())),
     );
