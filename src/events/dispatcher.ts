@@ -104,7 +104,17 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   async function scheduleWake(): Promise<void> {
     const now = clock.now();
     const at = await queue.nextWakeAt();
-    // A due time in the past means a queue at its limit: finishing jobs pump it, the timer need not.
+    if (at !== undefined && at <= now) {
+      // Work is due. A queue at its limit is pumped by its finishing jobs, the timer need not;
+      // but a job may also have come due while its queue's lease was committing (a retry 50 ms
+      // out, a commit slower than that): such a queue has free slots and is looked at again now,
+      // not after pollMs.
+      for (const name of await queue.readyQueues()) {
+        if (options.limit(name) - (running.get(name) ?? 0) <= 0) continue;
+        pending.add(name);
+        again = true;
+      }
+    }
     const delay = at === undefined || at <= now ? pollMs : Math.min(at - now, pollMs);
     cancelWake();
     cancelWake = clock.setTimer(() => void wake(), delay);
