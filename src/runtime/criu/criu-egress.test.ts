@@ -170,19 +170,23 @@ describe('CRIU restores of network: egress apps (real criu and slirp4netns)', ()
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, TMPDIR: childTmp },
     });
-    const line = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(String(d))));
-    const { mode, pid } = JSON.parse(line) as { mode: string; pid: number };
-    assert.equal(mode, 'criu');
-    const [helper] = slirpsOf(pid);
-    assert.ok(helper, 'the restored instance has its slirp4netns');
-    child.kill('SIGKILL');
+    let pid: number | undefined;
     try {
+      const line = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(String(d))));
+      const started = JSON.parse(line) as { mode: string; pid: number };
+      pid = started.pid;
+      assert.equal(started.mode, 'criu');
+      const [helper] = slirpsOf(pid);
+      assert.ok(helper, 'the restored instance has its slirp4netns');
+      child.kill('SIGKILL');
       for (let i = 0; i < 100 && slirpsOf(pid).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
       assert.deepEqual(slirpsOf(pid), [], 'slirp4netns ended with the node process');
     } finally {
+      // Also when an assertion failed before the kill: a child left running would hold this file open.
+      child.kill('SIGKILL');
       // The restored instance itself is left to the next runtime's cgroup sweep; end it here.
       try {
-        process.kill(pid, 'SIGKILL');
+        if (pid) process.kill(pid, 'SIGKILL');
       } catch {}
     }
   });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, truncateSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -56,6 +56,49 @@ describe('CRIU detection holds no start', () => {
       await rt.stop('pending');
     } finally {
       await rt.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('CRIU detection and an image on disk (a restarted node)', () => {
+  // Runs on every machine: what matters is when the inner runtime is asked, not whether CRIU works.
+  it('a start waits briefly for the verdict (a restore may follow), and never longer than its bound', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nimbus-criu-restart-'));
+    mkdirSync(join(dir, KEY)); // an image left by the node's previous process
+    const processes = createProcessRuntime({ poolSize: 0 });
+    let settled = false;
+    const innerStarts: boolean[] = [];
+    const inner = {
+      ...processes,
+      start: (...args: Parameters<typeof processes.start>) => {
+        innerStarts.push(settled);
+        return processes.start(...args);
+      },
+    };
+    let settle!: (s: CriuSupport) => void;
+    const held = new Promise<CriuSupport>((resolve) => (settle = resolve));
+    const rt = createCriuRuntime({ inner, dir, detect: () => held });
+    const never = createCriuRuntime({
+      inner: createProcessRuntime({ poolSize: 0 }),
+      dir,
+      detect: () => new Promise<CriuSupport>(() => {}),
+    });
+    try {
+      const starting = rt.start(spec('waits'));
+      setTimeout(() => {
+        settled = true;
+        settle({ available: false, reason: 'not on this test machine' });
+      }, 200);
+      assert.notEqual((await starting).startMode, 'criu');
+      assert.deepEqual(innerStarts, [true], 'the plain start came after the verdict, not before');
+      // A verdict that never comes (a hung probe): the start goes on plainly after the bound.
+      const plain = await never.start(spec('bounded'));
+      assert.notEqual(plain.startMode, 'criu');
+      assert.equal(never.support, DETECTING);
+      await Promise.all([rt.stop('waits'), never.stop('bounded')]);
+    } finally {
+      await Promise.all([rt.close(), never.close()]);
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -1,6 +1,6 @@
 /**
  * What decides whether a revision's cold starts can be CRIU restores: the machine's verdict
- * (detect.ts), asked once and never waited on by a start, and the revision's own fields.
+ * (detect.ts), asked once and waited on by a start only briefly, and the revision's own fields.
  */
 import type { InstanceSpec } from '../types.js';
 import type { CriuSupport } from './detect.js';
@@ -52,6 +52,8 @@ export interface Verdict {
   settled(): Promise<CriuSupport>;
   /** What is being asked now, if anything (settles when the verdict is in). */
   pending(): Promise<CriuSupport> | undefined;
+  /** The verdict if it is in within `ms` (asking if nobody did), else undefined; the asking goes on. */
+  within(ms: number): Promise<CriuSupport | undefined>;
 }
 
 /** `given`: a verdict known in advance (tests); `detect`: how the machine is asked. Never rejects. */
@@ -74,5 +76,13 @@ export function createVerdict(given: CriuSupport | undefined, detect: () => Prom
     known: () => detected,
     settled,
     pending: () => detecting,
+    within(ms) {
+      if (detected) return Promise.resolve(detected);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), ms);
+      });
+      return Promise.race([settled(), late]).finally(() => clearTimeout(timer));
+    },
   };
 }
