@@ -6,6 +6,7 @@ export { artifactDigest, assertArtifactPath, normalizeMode } from './artifacts/d
 export { createLocalArtifactStore, type LocalArtifactStoreOptions } from './artifacts/local-artifact-store.js';
 export { readArtifactTree } from './artifacts/read-tree.js';
 export { assertValidBucketName, assertValidKey } from './keys.js';
+export { createNatsStore, type NatsStoreOptions } from './nats/nats-store.js';
 export { createSqliteStore, type SqliteStoreOptions } from './sqlite/sqlite-store.js';
 export type {
   ArtifactFile,
