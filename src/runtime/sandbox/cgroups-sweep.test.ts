@@ -41,11 +41,17 @@ describe('cgroups left by a killed runtime', () => {
     const orphanHost = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', ORPHAN], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    const [chunk] = (await once(orphanHost.stdout!, 'data')) as [Buffer];
-    const pid = Number(chunk.toString().trim());
-    assert.ok(pid > 0 && alive(pid));
-    orphanHost.kill('SIGKILL');
-    await once(orphanHost, 'exit');
+    const exited = once(orphanHost, 'exit');
+    let pid: number;
+    try {
+      const [chunk] = (await once(orphanHost.stdout!, 'data')) as [Buffer];
+      pid = Number(chunk.toString().trim());
+      assert.ok(pid > 0 && alive(pid));
+    } finally {
+      // Also when the assertion failed: a host left running would hold this file open.
+      orphanHost.kill('SIGKILL');
+      await exited;
+    }
     process.kill(pid, 'SIGKILL'); // frozen: the signal stays pending
     assert.ok(alive(pid), 'a frozen process survives SIGKILL');
 
