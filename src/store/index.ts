@@ -4,6 +4,11 @@
  */
 export { artifactDigest, assertArtifactPath, normalizeMode } from './artifacts/digest.js';
 export { createLocalArtifactStore, type LocalArtifactStoreOptions } from './artifacts/local-artifact-store.js';
+export {
+  createNatsArtifactStore,
+  type NatsArtifactStore,
+  type NatsArtifactStoreOptions,
+} from './artifacts/nats-artifact-store.js';
 export { readArtifactTree } from './artifacts/read-tree.js';
 export { assertValidBucketName, assertValidKey } from './keys.js';
 export { createNatsStore, type NatsStoreOptions } from './nats/nats-store.js';

@@ -4,9 +4,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { ArtifactFile } from '../types.js';
 import { artifactDigest } from './digest.js';
 import { createLocalArtifactStore } from './local-artifact-store.js';
+import { file, tree } from './test-tree.js';
 
 const base = mkdtempSync(join(tmpdir(), 'nimbus-artifacts-'));
 after(() => rmSync(base, { recursive: true, force: true }));
@@ -15,16 +15,6 @@ const freshStore = () => {
   const dir = join(base, `s${++n}`);
   return { dir, store: createLocalArtifactStore({ dir }) };
 };
-const file = (path: string, content: string, mode = 0o644): ArtifactFile => ({
-  path,
-  mode,
-  content: Buffer.from(content),
-});
-const tree = [
-  file('index.mjs', 'export default 1;\n'),
-  file('lib/util.mjs', 'x'),
-  file('bin/run', '#!/bin/sh\n', 0o755),
-];
 const invalidRequest = { code: 'NIMBUS_ERR_INVALID_REQUEST' };
 
 describe('artifact digest', () => {
