@@ -58,4 +58,39 @@ describe('async dispatcher', () => {
     await dispatcher.close();
     await sqlite.close();
   });
+
+  it("a queue at its limit with a backlog does not hide another queue's retry", async () => {
+    const clock = createManualClock(1000);
+    const queue = createSqliteQueue({ path: ':memory:', clock });
+    await queue.enqueue({ queue: 'busy', data: {} });
+    await queue.enqueue({ queue: 'busy', data: {} }); // due, but 'busy' runs one at a time
+    const retry = await queue.enqueue({ queue: 'other', data: {}, delayMs: 50 });
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let otherStarted = false;
+    const dispatcher = createDispatcher({
+      queue,
+      clock,
+      limit: (name) => (name === 'busy' ? 1 : 2),
+      visibilityMs: () => 60_000,
+      async run(job: LeasedJob) {
+        if (job.id === retry.id) otherStarted = true;
+        else await held;
+        await queue.complete(job.id, job.token, 'succeeded');
+      },
+    });
+    dispatcher.start();
+    // Step the clock 50 ms at a time, 2 s in all: far less than the 30 s poll.
+    for (let i = 0; i < 40 && !otherStarted; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      clock.advance(50);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(otherStarted, true, "the other queue's job ran at its due time");
+    release();
+    await dispatcher.close();
+    await queue.close();
+  });
 });

@@ -36,6 +36,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const running = new Map<string, number>();
   // Queues that may have due work; a queue leaves the set when a lease comes back short.
   const pending = new Set<string>();
+  // Those that left it: where a job that comes due later is, until the timer or a notify.
+  const drained = new Set<string>();
   // Bumped on every notify, so a lease that came back short only clears a queue nobody touched meanwhile.
   const touched = new Map<string, number>();
   const active = new Set<Promise<void>>();
@@ -57,18 +59,23 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       // A notify() while we await is recorded in `again`, including one during scheduleWake.
       for (;;) {
         again = false;
+        // No lease of this pass looks at the queue before this time (each takes its own "now" later).
+        const passStart = clock.now();
         for (const name of [...pending]) {
           if (closed) return;
           const free = options.limit(name) - (running.get(name) ?? 0);
           if (free <= 0) continue; // a finishing job pumps again
           const mark = touched.get(name);
           const jobs = await queue.lease(name, free, options.visibilityMs(name));
-          if (jobs.length < free && touched.get(name) === mark) pending.delete(name);
+          if (jobs.length < free && touched.get(name) === mark) {
+            pending.delete(name);
+            drained.add(name);
+          }
           for (const job of jobs) launch(job);
         }
         if (closed) return;
         if (again) continue;
-        await scheduleWake();
+        await scheduleWake(passStart);
         if (!again || closed) break;
       }
     } catch (err) {
@@ -101,21 +108,24 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     active.add(p);
   }
 
-  async function scheduleWake(): Promise<void> {
-    const now = clock.now();
-    const at = await queue.nextWakeAt();
-    if (at !== undefined && at <= now) {
-      // Work is due. A queue at its limit is pumped by its finishing jobs, the timer need not;
-      // but a job may also have come due while its queue's lease was committing (a retry 50 ms
-      // out, a commit slower than that): such a queue has free slots and is looked at again now,
-      // not after pollMs.
-      for (const name of await queue.readyQueues()) {
+  async function scheduleWake(passStart: number): Promise<void> {
+    // Only what comes due after the pass began: work due before it that no lease took is a queue
+    // at its limit, pumped by its finishing jobs, and must not hide another queue's later time.
+    let at = await queue.nextWakeAt(passStart);
+    if (at !== undefined && at <= clock.now()) {
+      // A job came due during this pass, after the leases may have looked (a retry 50 ms out and
+      // a lease commit slower than that): the drained queues with free slots look again now. One
+      // more pass at most: its own start is after `at`.
+      for (const name of drained) {
         if (options.limit(name) - (running.get(name) ?? 0) <= 0) continue;
+        drained.delete(name);
         pending.add(name);
         again = true;
       }
+      if (again) return; // the next pass sets the timer
+      at = await queue.nextWakeAt(clock.now());
     }
-    const delay = at === undefined || at <= now ? pollMs : Math.min(at - now, pollMs);
+    const delay = at === undefined ? pollMs : Math.max(0, Math.min(at - clock.now(), pollMs));
     cancelWake();
     cancelWake = clock.setTimer(() => void wake(), delay);
   }

@@ -89,6 +89,18 @@ export function runQueueConformance(name: string, makeQueue: (clock: Clock) => Q
       await assert.rejects(queue.deadLetter(job!.id, job!.token), conflict);
     });
 
+    it('nextWakeAt(after) skips work already due then: a backlog does not hide a later due time', async () => {
+      const other = `${q}-other`;
+      await queue.enqueue({ queue: q, data: {} }); // due now: its queue is at its limit, say
+      await queue.enqueue({ queue: other, data: {}, delayMs: 50 });
+      assert.equal(await queue.nextWakeAt(), 1_000_000);
+      assert.equal(await queue.nextWakeAt(1_000_000), 1_000_050);
+      const [leased] = await queue.lease(q, 1, 5000);
+      assert.equal(await queue.nextWakeAt(1_000_050), 1_005_000, 'the lease expiry');
+      assert.equal(await queue.nextWakeAt(1_005_000), undefined);
+      await queue.complete(leased!.id, leased!.token, 'succeeded');
+    });
+
     it('a retried job is due only at its time, keeping its attempt count and error', async () => {
       await queue.enqueue({ queue: q, data: {}, delayMs: 100 });
       assert.deepEqual(await queue.readyQueues(), []);

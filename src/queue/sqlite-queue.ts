@@ -105,9 +105,9 @@ export function createSqliteQueue(options: SqliteQueueOptions): Queue {
       "SELECT DISTINCT queue FROM jobs WHERE state IN ('queued', 'running') AND available_at <= ?",
     ),
     // Two MINs, each answered from the jobs_state index; MIN over `state IN (…)` scans every row.
-    wake: db.prepare<[], { at: number | null }>(
-      "SELECT MIN(at) AS at FROM (SELECT MIN(available_at) AS at FROM jobs WHERE state = 'queued' " +
-        "UNION ALL SELECT MIN(available_at) FROM jobs WHERE state = 'running')",
+    wake: db.prepare<[number, number], { at: number | null }>(
+      "SELECT MIN(at) AS at FROM (SELECT MIN(available_at) AS at FROM jobs WHERE state = 'queued' AND available_at > ? " +
+        "UNION ALL SELECT MIN(available_at) FROM jobs WHERE state = 'running' AND available_at > ?)",
     ),
     settle: db.prepare(
       'UPDATE jobs SET state = @state, lease_token = NULL, available_at = @available, updated_at = @now, ' +
@@ -262,9 +262,9 @@ export function createSqliteQueue(options: SqliteQueueOptions): Queue {
       checkOpen();
       return stmt.ready.all(clock.now()).map((r) => r.queue);
     },
-    async nextWakeAt() {
+    async nextWakeAt(after = Number.NEGATIVE_INFINITY) {
       checkOpen();
-      return stmt.wake.get()?.at ?? undefined;
+      return stmt.wake.get(after, after)?.at ?? undefined;
     },
     complete(id, token, state, outcome) {
       return write(() => settleRow(id, token, state, clock.now(), outcome, true));

@@ -84,8 +84,12 @@ export interface Queue {
   lease(queue: string, max: number, visibilityMs: number): Promise<LeasedJob[]>;
   /** Queues holding due work now (for the dispatcher's first look and its timer). */
   readyQueues(): Promise<string[]>;
-  /** Earliest time at which a queued job becomes due or a lease expires; undefined when none. */
-  nextWakeAt(): Promise<number | undefined>;
+  /**
+   * Earliest time after `after` (default: any) at which a queued job becomes due or a lease
+   * expires; undefined when none. With `after`, work already due then (a queue at its limit) does
+   * not hide a later due time of another queue.
+   */
+  nextWakeAt(after?: number): Promise<number | undefined>;
   /**
    * Settles a leased job as succeeded or failed (final). Throws NIMBUS_ERR_CONFLICT when the
    * token is no longer the job's (the lease expired and another worker took it).

@@ -65,7 +65,7 @@ describe('redis-streams trigger (real Redis)', () => {
     assert.equal((await h.status(t.id)).delivered, 2);
   });
 
-  it('a failing function: retries, then the DLQ, and only then the XACK', async () => {
+  it('a failing function: retries, then the DLQ, and only then the XACK', async (ctx) => {
     const stream = `nimbus-test-${RUN}-fail`;
     streams.push(stream);
     const t = await h.addTrigger({
@@ -81,7 +81,14 @@ describe('redis-streams trigger (real Redis)', () => {
       async () => (await h.dlq('failer')).find((v: any) => v.request.headers['ce-id'] === `${stream}:${entry}`),
       30_000,
       'the entry in the DLQ',
-    );
+    ).catch(async (err) => {
+      // Where it stuck, for the run that fails: the function's invocations and the trigger's status.
+      const invocations = await h.node.json('/api/v1/functions/failer/invocations?limit=100');
+      ctx.diagnostic(
+        `at ${Date.now()}: ${JSON.stringify(invocations)} trigger ${JSON.stringify(await h.status(t.id))}`,
+      );
+      throw err;
+    });
     assert.equal(dead.attempts, 2, 'first attempt + maxRetries 1');
     assert.equal(dead.lastError, 'HTTP 500');
     await eventually(async () => (await redis.xPending(stream, `nimbus-${t.id}`)).pending === 0);
