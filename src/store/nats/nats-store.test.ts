@@ -53,6 +53,24 @@ describe('nats store: two nodes on one JetStream', () => {
     }
   });
 
+  it('a bucket the server refuses fails its operations and ends its watches, not a hang', {
+    timeout: 10_000,
+  }, async () => {
+    const store = await createNatsStore({ url: URL, prefix: 'not.valid.', storage: 'memory' });
+    try {
+      const bucket = store.bucket('x');
+      const seen: unknown[] = [];
+      const loop = (async () => {
+        for await (const e of bucket.watch()) seen.push(e);
+      })();
+      await assert.rejects(bucket.put('k', 1));
+      await loop;
+      assert.deepEqual(seen, []);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('an unreachable server is a clear error, not a hang', async () => {
     await assert.rejects(createNatsStore({ url: 'nats://127.0.0.1:1' }), /ECONNREFUSED|CONNECTION_REFUSED/);
   });

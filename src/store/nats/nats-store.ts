@@ -66,7 +66,8 @@ class NatsBucket<T> implements Bucket<T> {
 
   constructor(nc: NatsConnection, name: string, storage: 'file' | 'memory') {
     this.#ready = this.#open(nc, name, storage);
-    this.#ready.catch(() => {}); // surfaces on the first operation
+    // The error surfaces on every operation; open watches end, as they do when the connection closes.
+    this.#ready.catch(() => this.close());
   }
 
   async #open(nc: NatsConnection, name: string, storage: 'file' | 'memory'): Promise<KV> {
